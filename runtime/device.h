@@ -1,0 +1,18 @@
+#pragma once
+// Where a computation runs. The CPU backend is both the reference and a usable engine.
+#include <string>
+
+namespace caption {
+
+enum class Device { CPU, CUDA };
+
+// True when this build has CUDA and a device answers. Any CUDA failure (no driver,
+// driver too old, no device) means "no device": GPU tests skip, `auto` picks the CPU.
+bool cuda_available();
+
+// "cpu", "cuda" or "auto" (CUDA when available). Throws std::invalid_argument otherwise,
+// or std::runtime_error when "cuda" is asked for and none is usable.
+Device parse_device(const std::string& name);
+const char* device_name(Device d);
+
+}  // namespace caption

@@ -1,0 +1,127 @@
+#pragma once
+// Memory pool: one arena per stream, carved from large chunks of a backing allocator
+// (cudaMalloc on CUDA, aligned malloc on the CPU). After warm-up a training step
+// allocates only from cached chunks, so `stats().backing_allocs` stops growing.
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <unordered_map>
+#include <vector>
+
+#include "runtime/exec.h"
+
+namespace caption {
+
+class BackingAllocator {
+ public:
+  virtual ~BackingAllocator() = default;
+  virtual void* allocate(size_t bytes) = 0;  // nullptr when out of memory
+  virtual void deallocate(void* p) = 0;
+};
+std::unique_ptr<BackingAllocator> make_backing_allocator(Device device);
+
+class OutOfMemory : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class MemoryPool {
+ public:
+  static constexpr size_t kAlignment = 256;
+
+  struct Stats {
+    size_t bytes_in_use = 0;    // handed out and not yet returned
+    size_t peak_bytes = 0;      // maximum of bytes_in_use
+    size_t bytes_reserved = 0;  // held from the backing allocator
+    size_t backing_allocs = 0;  // cudaMalloc / malloc calls so far
+    size_t backing_frees = 0;
+  };
+
+  // limit_bytes caps bytes_reserved (0: no cap); min_chunk is the smallest backing request.
+  explicit MemoryPool(Device device, size_t limit_bytes = 0);
+  MemoryPool(Device device, std::unique_ptr<BackingAllocator> backing, size_t limit_bytes,
+             size_t min_chunk);
+  ~MemoryPool();
+  MemoryPool(const MemoryPool&) = delete;
+  MemoryPool& operator=(const MemoryPool&) = delete;
+
+  void* allocate(size_t bytes, Stream stream = nullptr);  // throws OutOfMemory
+  void deallocate(void* p);
+  void release_unused();  // gives wholly free chunks back to the backing allocator
+  Stats stats() const;
+  Device device() const { return device_; }
+  size_t limit() const { return limit_; }
+
+ private:
+  struct Block {
+    size_t size;
+    size_t chunk;  // index into chunks_; blocks merge only within one chunk
+  };
+  struct Arena {
+    std::map<char*, Block> free_blocks;  // ordered by address for coalescing
+  };
+  struct Chunk {
+    char* base;
+    size_t size;
+    Stream stream;
+    bool live;
+  };
+  struct Allocation {
+    Stream stream;
+    Block block;
+  };
+
+  char* carve(Arena& arena, size_t bytes, size_t* chunk);
+
+  Device device_;
+  std::unique_ptr<BackingAllocator> backing_;
+  size_t limit_;
+  size_t min_chunk_;
+  mutable std::mutex mutex_;
+  std::map<Stream, Arena> arenas_;
+  std::vector<Chunk> chunks_;
+  std::unordered_map<void*, Allocation> allocations_;
+  Stats stats_;
+};
+
+// RAII typed buffer from a pool.
+template <class T>
+class PoolBuffer {
+ public:
+  PoolBuffer() = default;
+  PoolBuffer(MemoryPool& pool, size_t count, Stream stream = nullptr)
+      : pool_(&pool), count_(count),
+        data_(count ? static_cast<T*>(pool.allocate(count * sizeof(T), stream)) : nullptr) {}
+  ~PoolBuffer() { reset(); }
+  PoolBuffer(PoolBuffer&& o) noexcept { *this = std::move(o); }
+  PoolBuffer& operator=(PoolBuffer&& o) noexcept {
+    if (this != &o) {
+      reset();
+      pool_ = o.pool_;
+      count_ = o.count_;
+      data_ = o.data_;
+      o.data_ = nullptr;
+      o.count_ = 0;
+    }
+    return *this;
+  }
+  PoolBuffer(const PoolBuffer&) = delete;
+  PoolBuffer& operator=(const PoolBuffer&) = delete;
+
+  void reset() {
+    if (data_) pool_->deallocate(data_);
+    data_ = nullptr;
+    count_ = 0;
+  }
+  T* data() const { return data_; }
+  size_t size() const { return count_; }
+
+ private:
+  MemoryPool* pool_ = nullptr;
+  size_t count_ = 0;
+  T* data_ = nullptr;
+};
+
+}  // namespace caption

@@ -1,0 +1,48 @@
+#pragma once
+// RAII CUDA stream, event and cuBLAS handle (implemented in stream_cuda.cpp; CUDA builds only).
+#include "runtime/exec.h"
+
+struct CUevent_st;
+
+namespace caption {
+
+class CudaStream {
+ public:
+  CudaStream();  // non-blocking stream
+  ~CudaStream();
+  CudaStream(const CudaStream&) = delete;
+  CudaStream& operator=(const CudaStream&) = delete;
+  Stream get() const { return stream_; }
+  void synchronize() const;
+
+ private:
+  Stream stream_ = nullptr;
+};
+
+class CudaEvent {
+ public:
+  CudaEvent();
+  ~CudaEvent();
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+  void record(Stream s);
+  void synchronize() const;
+  float elapsed_ms_since(const CudaEvent& start) const;
+
+ private:
+  CUevent_st* event_ = nullptr;
+};
+
+class CublasHandle {
+ public:
+  explicit CublasHandle(Stream s);  // FP32 math; TF32 only where a caller opts in
+  ~CublasHandle();
+  CublasHandle(const CublasHandle&) = delete;
+  CublasHandle& operator=(const CublasHandle&) = delete;
+  BlasHandle get() const { return handle_; }
+
+ private:
+  BlasHandle handle_ = nullptr;
+};
+
+}  // namespace caption

@@ -1,0 +1,54 @@
+#include "kernels/gemm.h"
+
+#include "tests/test_util.h"
+
+namespace caption {
+namespace {
+
+using test::all_close;
+using test::random_vector;
+
+// Naive row-major product as the oracle for the BLAS call and its transposes.
+std::vector<float> naive(Trans ta, Trans tb, int M, int N, int K, const std::vector<float>& A,
+                         const std::vector<float>& B) {
+  std::vector<float> C(size_t(M) * N);
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) {
+      double s = 0;
+      for (int k = 0; k < K; ++k)
+        s += double(ta == Trans::N ? A[m * K + k] : A[k * M + m]) * (tb == Trans::N ? B[k * N + n] : B[n * K + k]);
+      C[size_t(m) * N + n] = float(s);
+    }
+  return C;
+}
+
+TEST(Gemm, CpuMatchesNaiveAllTransposes) {
+  const int M = 7, N = 33, K = 5;
+  for (Trans ta : {Trans::N, Trans::T})
+    for (Trans tb : {Trans::N, Trans::T}) {
+      auto A = random_vector(M * K, 1), B = random_vector(K * N, 2);
+      std::vector<float> C(M * N);
+      cpu::gemm(ta, tb, M, N, K, 1.f, A.data(), ta == Trans::N ? K : M, B.data(), tb == Trans::N ? N : K,
+                0.f, C.data(), N);
+      EXPECT_TRUE(all_close(C, naive(ta, tb, M, N, K, A, B), 1e-5f, 1e-5f));
+    }
+}
+
+TEST(Gemm, CudaMatchesCpu) {
+  REQUIRE_CUDA();
+  Context gpu(Device::CUDA);
+  const int M = 1, N = 1003, K = 257;
+  for (Trans ta : {Trans::N, Trans::T})
+    for (Trans tb : {Trans::N, Trans::T}) {
+      auto A = random_vector(M * K, 3), B = random_vector(K * N, 4), C0 = random_vector(M * N, 5);
+      int lda = ta == Trans::N ? K : M, ldb = tb == Trans::N ? N : K;
+      std::vector<float> ref = C0;
+      cpu::gemm(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 2.f, ref.data(), N);
+      auto dA = test::to_device(gpu, A), dB = test::to_device(gpu, B), dC = test::to_device(gpu, C0);
+      gemm(gpu.exec(), ta, tb, M, N, K, 0.5f, dA.data(), lda, dB.data(), ldb, 2.f, dC.data(), N);
+      EXPECT_TRUE(all_close(test::to_host(gpu, dC), ref, 1e-4f, 1e-4f));
+    }
+}
+
+}  // namespace
+}  // namespace caption

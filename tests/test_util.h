@@ -1,0 +1,60 @@
+#pragma once
+// Shared helpers for the op tests: skipping without a device, moving data to a backend,
+// random inputs, and comparisons that report the worst element.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "runtime/context.h"
+
+namespace caption::test {
+
+#define REQUIRE_CUDA()                                                     \
+  do {                                                                     \
+    if (!::caption::cuda_available()) GTEST_SKIP() << "no CUDA device";    \
+  } while (0)
+
+inline std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+template <class T>
+PoolBuffer<T> to_device(Context& ctx, const std::vector<T>& host) {
+  PoolBuffer<T> buf(ctx.pool(), host.size(), ctx.exec().stream);
+  if (!host.empty()) ctx.upload(buf.data(), host.data(), host.size() * sizeof(T));
+  return buf;
+}
+
+template <class T>
+std::vector<T> to_host(Context& ctx, const PoolBuffer<T>& buf) {
+  std::vector<T> host(buf.size());
+  if (!host.empty()) ctx.download(host.data(), buf.data(), host.size() * sizeof(T));
+  return host;
+}
+
+// Passes when |a-b| <= atol + rtol*|b| everywhere; reports the worst index otherwise.
+inline ::testing::AssertionResult all_close(const std::vector<float>& a, const std::vector<float>& b,
+                                            float rtol, float atol) {
+  if (a.size() != b.size())
+    return ::testing::AssertionFailure() << "size " << a.size() << " vs " << b.size();
+  size_t worst = 0;
+  double worst_excess = -1;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i]) || !std::isfinite(b[i]))
+      return ::testing::AssertionFailure() << "non-finite at " << i << ": " << a[i] << " vs " << b[i];
+    double excess = std::fabs(double(a[i]) - b[i]) - (atol + rtol * std::fabs(double(b[i])));
+    if (excess > worst_excess) worst_excess = excess, worst = i;
+  }
+  if (worst_excess > 0)
+    return ::testing::AssertionFailure() << "at " << worst << ": " << a[worst] << " vs " << b[worst];
+  return ::testing::AssertionSuccess();
+}
+
+}  // namespace caption::test
