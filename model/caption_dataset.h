@@ -1,0 +1,34 @@
+#pragma once
+// Captions joined with their image features, encoded to token ids, and cut into batches.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/captions.h"
+#include "model/decoder.h"
+#include "model/features.h"
+#include "model/vocabulary.h"
+
+namespace caption {
+
+struct CaptionDataset {
+  std::vector<size_t> feature_row;             // per caption: row in the FeatureTable
+  std::vector<std::vector<int32_t>> tokens;    // per caption: <start> w.. <end>
+  size_t images = 0;                           // distinct images with at least one caption
+  size_t missing_features = 0;                 // captions dropped: image absent from features
+};
+
+// Captions of `images` (all captions when empty) that have features, encoded with `vocab`.
+CaptionDataset build_dataset(const std::vector<CaptionRecord>& records, const std::vector<std::string>& images,
+                             const FeatureTable& features, const Vocabulary& vocab, int max_len);
+
+// The captions at `indices`, padded with 0 to the longest one.
+TokenBatch make_batch(const CaptionDataset& data, const FeatureTable& features, const size_t* indices, int count);
+
+// A shuffled epoch (a function of seed and epoch only, so that a resumed run sees the same
+// batches), cut into batches of at most `batch` captions.
+std::vector<std::vector<size_t>> epoch_batches(size_t n, int batch, uint64_t seed, int epoch);
+// In order, for evaluation.
+std::vector<std::vector<size_t>> sequential_batches(size_t n, int batch);
+
+}  // namespace caption

@@ -1,0 +1,107 @@
+#include "model/captioner.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace caption {
+namespace {
+
+struct Hypothesis {
+  std::vector<int32_t> words;
+  double logp = 0;  // sum of log-probabilities, <end> included when finished
+};
+
+double normalized(const Hypothesis& h, float alpha) {
+  return alpha == 0.f ? h.logp : h.logp / std::pow(double(h.words.size() + 1), double(alpha));
+}
+
+// Decodes images [first, first+n) of `features` with K rows per image.
+void decode_group(Decoder& dec, const float* features, int n, const DecodeOptions& opt,
+                  std::vector<std::vector<int32_t>>& out) {
+  const int K = opt.beam, D = dec.dims().feature_dim, V = dec.dims().vocab_size, rows = n * K;
+  std::vector<float> feats(size_t(rows) * D);
+  for (int r = 0; r < rows; ++r) std::copy(features + size_t(r / K) * D, features + size_t(r / K + 1) * D,
+                                           feats.begin() + size_t(r) * D);
+  auto state = dec.begin_inference(feats.data(), rows);
+  const double kDead = -std::numeric_limits<double>::infinity();
+  std::vector<Hypothesis> alive(rows);
+  for (int r = 0; r < rows; ++r) alive[r].logp = r % K == 0 ? 0.0 : kDead;  // one live beam to start
+  std::vector<std::vector<Hypothesis>> finished(n);
+  std::vector<char> done(n, 0);
+  std::vector<int32_t> tokens(rows, Vocabulary::kStart), parent(rows);
+  std::vector<float> lp;
+  struct Cand {
+    double score;
+    int row;
+    int32_t token;
+  };
+  std::vector<Cand> cands;
+  for (int t = 0; t < opt.max_len - 1 && std::count(done.begin(), done.end(), 0) > 0; ++t) {
+    dec.step(state, tokens.data());
+    dec.logprobs(state, lp);
+    std::vector<Hypothesis> next(rows);
+    for (int img = 0; img < n; ++img) {
+      for (int k = 0; k < K; ++k) parent[img * K + k] = img * K + k, next[img * K + k].logp = kDead;
+      if (done[img]) continue;
+      cands.clear();
+      for (int k = 0; k < K; ++k) {
+        int r = img * K + k;
+        if (alive[r].logp == kDead) continue;
+        const float* row = lp.data() + size_t(r) * V;
+        for (int32_t v = Vocabulary::kEnd; v < V; ++v) cands.push_back({alive[r].logp + row[v], r, v});
+      }
+      // The best 2K candidates hold K that do not end, whatever ends among them.
+      size_t keep = std::min(cands.size(), size_t(2 * K));
+      std::partial_sort(cands.begin(), cands.begin() + keep, cands.end(),
+                        [](const Cand& a, const Cand& b) { return a.score > b.score || (a.score == b.score && a.token < b.token); });
+      int filled = 0;
+      for (size_t c = 0; c < keep && filled < K; ++c) {
+        Hypothesis h{alive[cands[c].row].words, cands[c].score};
+        if (cands[c].token == Vocabulary::kEnd) {
+          finished[img].push_back(std::move(h));
+          continue;
+        }
+        h.words.push_back(cands[c].token);
+        int r = img * K + filled++;
+        parent[r] = cands[c].row;
+        tokens[r] = cands[c].token;
+        next[r] = std::move(h);
+      }
+      if (int(finished[img].size()) >= K) done[img] = 1;
+    }
+    alive.swap(next);
+    if (K > 1) dec.reorder(state, parent.data());
+  }
+  for (int img = 0; img < n; ++img) {
+    auto& pool = finished[img];
+    if (int(pool.size()) < K)  // out of steps: live beams count as they are
+      for (int k = 0; k < K; ++k)
+        if (alive[img * K + k].logp != kDead) pool.push_back(alive[img * K + k]);
+    auto best = std::max_element(pool.begin(), pool.end(), [&](const Hypothesis& a, const Hypothesis& b) {
+      return normalized(a, opt.length_penalty) < normalized(b, opt.length_penalty);
+    });
+    out.push_back(best == pool.end() ? std::vector<int32_t>{} : best->words);
+  }
+}
+
+}  // namespace
+
+std::vector<std::vector<int32_t>> generate(Decoder& decoder, const float* features, int count,
+                                           const DecodeOptions& opt) {
+  if (opt.beam < 1) throw std::invalid_argument("beam width must be >= 1");
+  std::vector<std::vector<int32_t>> out;
+  out.reserve(count);
+  const int D = decoder.dims().feature_dim;
+  for (int first = 0; first < count; first += opt.batch)
+    decode_group(decoder, features + size_t(first) * D, std::min(opt.batch, count - first), opt, out);
+  return out;
+}
+
+std::string caption_text(const Vocabulary& vocab, const std::vector<int32_t>& ids) {
+  std::string s;
+  for (int32_t id : ids) s += (s.empty() ? "" : " ") + vocab.word(id);
+  return s;
+}
+
+}  // namespace caption

@@ -1,0 +1,304 @@
+#include "model/decoder.h"
+
+#include <cmath>
+#include <random>
+
+#include "kernels/broadcast_add.h"
+#include "kernels/dense.h"
+#include "kernels/dropout.h"
+#include "kernels/embedding.h"
+#include "kernels/lstm.h"
+#include "kernels/softmax_xent.h"
+#include "runtime/error.h"
+
+namespace caption {
+namespace {
+
+// Indices into specs(), in state-dict order.
+enum Param { kImgW, kImgB, kEmbed, kWih, kWhh, kBih, kBhh, kFcW, kFcB, kOutW, kOutB };
+
+// Counter offsets for the two dropout sites: disjoint Philox streams per step and site.
+uint64_t dropout_offset(uint64_t step, int site) { return (step * 2 + site) << 32; }
+
+}  // namespace
+
+std::vector<ParamSpec> decoder_param_specs(const DecoderDims& d) {
+  const int64_t D = d.feature_dim, E = d.embed_dim, H = d.hidden_dim, V = d.vocab_size;
+  std::vector<ParamSpec> specs = {
+      {"img_fc.weight", {H, D}, 0, 0},       {"img_fc.bias", {H}, 0, 0},
+      {"embed.weight", {V, E}, 0, 0},        {"lstm.weight_ih_l0", {4 * H, E}, 0, 0},
+      {"lstm.weight_hh_l0", {4 * H, H}, 0, 0}, {"lstm.bias_ih_l0", {4 * H}, 0, 0},
+      {"lstm.bias_hh_l0", {4 * H}, 0, 0},    {"fc.weight", {H, H}, 0, 0},
+      {"fc.bias", {H}, 0, 0},                {"out.weight", {V, H}, 0, 0},
+      {"out.bias", {V}, 0, 0}};
+  size_t offset = 0;
+  for (auto& s : specs) {
+    s.numel = 1;
+    for (auto n : s.shape) s.numel *= size_t(n);
+    s.offset = offset;
+    offset += (s.numel + 63) / 64 * 64;  // 256-byte aligned tensors for vector loads
+  }
+  return specs;
+}
+
+std::vector<float> decoder_init(const DecoderDims& d, uint64_t seed) {
+  auto specs = decoder_param_specs(d);
+  std::vector<float> flat(specs.back().offset + specs.back().numel, 0.f);
+  std::mt19937_64 rng(seed);
+  auto uniform = [&](const ParamSpec& s, double bound) {
+    std::uniform_real_distribution<float> u(-float(bound), float(bound));
+    for (size_t i = 0; i < s.numel; ++i) flat[s.offset + i] = u(rng);
+  };
+  const double lin_img = 1 / std::sqrt(double(d.feature_dim)), lin_h = 1 / std::sqrt(double(d.hidden_dim));
+  uniform(specs[kImgW], lin_img);
+  uniform(specs[kImgB], lin_img);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  const auto& emb = specs[kEmbed];
+  for (size_t i = 0; i < emb.numel; ++i) flat[emb.offset + i] = i < size_t(d.embed_dim) ? 0.f : normal(rng);
+  for (int p : {kWih, kWhh, kBih, kBhh, kFcW, kFcB, kOutW, kOutB}) uniform(specs[p], lin_h);
+  return flat;
+}
+
+struct Decoder::Workspace {
+  int B = 0, T = 0;  // capacity
+  PoolBuffer<float> features, feat_drop, a, da, emb, demb, h, c, gates, m, z, dz, logits, loss, lse;
+  PoolBuffer<int32_t> inputs, targets;
+  // inference
+  int iB = 0;
+  PoolBuffer<float> ia, ih, ic, ih2, ix, igates, im, iz, ilogits, ilse;
+  PoolBuffer<int32_t> itokens;
+};
+
+Decoder::Decoder(Context& ctx, const DecoderDims& dims)
+    : ctx_(ctx), dims_(dims), specs_(decoder_param_specs(dims)), ws_(std::make_unique<Workspace>()) {
+  num_params_ = specs_.back().offset + specs_.back().numel;
+  params_ = PoolBuffer<float>(ctx.pool(), num_params_, ctx.exec().stream);
+  grads_ = PoolBuffer<float>(ctx.pool(), num_params_, ctx.exec().stream);
+  ctx.zero(params_.data(), num_params_ * sizeof(float));
+  ctx.zero(grads_.data(), num_params_ * sizeof(float));
+}
+
+Decoder::~Decoder() = default;
+
+void Decoder::set_flat(const std::vector<float>& host, float* dst) {
+  if (host.size() != num_params_) throw std::logic_error("decoder: flat parameter size mismatch");
+  ctx_.upload(dst, host.data(), host.size() * sizeof(float));
+}
+
+std::vector<float> Decoder::get_flat(const float* src) const {
+  std::vector<float> host(num_params_);
+  ctx_.download(host.data(), src, host.size() * sizeof(float));
+  return host;
+}
+
+void Decoder::load(const std::map<std::string, Tensor>& tensors, const std::string& source) {
+  std::vector<float> flat(num_params_, 0.f);
+  for (const auto& s : specs_) {
+    auto it = tensors.find(s.name);
+    if (it == tensors.end()) throw InputError(source, "missing tensor '" + s.name + "'");
+    if (it->second.shape != s.shape) {
+      std::string want, got;
+      for (auto n : s.shape) want += (want.empty() ? "" : ",") + std::to_string(n);
+      for (auto n : it->second.shape) got += (got.empty() ? "" : ",") + std::to_string(n);
+      throw InputError(source, "tensor '" + s.name + "' has shape [" + got + "], the model needs [" + want + "]");
+    }
+    std::copy(it->second.data.begin(), it->second.data.end(), flat.begin() + s.offset);
+  }
+  set_flat(flat, params_.data());
+}
+
+std::map<std::string, Tensor> Decoder::state_dict() const {
+  auto flat = get_flat(params_.data());
+  std::map<std::string, Tensor> out;
+  for (const auto& s : specs_) {
+    Tensor t;
+    t.shape = s.shape;
+    t.data.assign(flat.begin() + s.offset, flat.begin() + s.offset + s.numel);
+    out.emplace(s.name, std::move(t));
+  }
+  return out;
+}
+
+void Decoder::ensure_workspace(int B, int T) {
+  Workspace& w = *ws_;
+  if (B <= w.B && T <= w.T) return;
+  B = std::max(B, w.B);
+  T = std::max(T, w.T);
+  const size_t D = dims_.feature_dim, E = dims_.embed_dim, H = dims_.hidden_dim, V = dims_.vocab_size;
+  const size_t N = size_t(B) * T;
+  MemoryPool& pool = ctx_.pool();
+  Stream st = ctx_.exec().stream;
+  auto f = [&](PoolBuffer<float>& b, size_t n) { b = PoolBuffer<float>(); b = PoolBuffer<float>(pool, n, st); };
+  auto i = [&](PoolBuffer<int32_t>& b, size_t n) { b = PoolBuffer<int32_t>(); b = PoolBuffer<int32_t>(pool, n, st); };
+  f(w.features, B * D), f(w.feat_drop, B * D), f(w.a, B * H), f(w.da, B * H);
+  f(w.emb, N * E), f(w.demb, N * E), f(w.h, N * H), f(w.c, N * H), f(w.gates, N * 4 * H);
+  f(w.m, N * H), f(w.z, N * H), f(w.dz, N * H), f(w.logits, N * V), f(w.loss, N), f(w.lse, N);
+  i(w.inputs, N), i(w.targets, N);
+  w.B = B;
+  w.T = T;
+}
+
+int Decoder::upload_batch(const TokenBatch& batch) {
+  const int B = batch.B, T = batch.T, D = dims_.feature_dim;
+  if (batch.features.size() != size_t(B) * D || batch.tokens.size() != size_t(B) * (T + 1))
+    throw std::logic_error("decoder: batch buffers do not match B/T");
+  ensure_workspace(B, T);
+  std::vector<int32_t> inputs(size_t(B) * T), targets(size_t(B) * T);
+  int count = 0;
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T; ++t) {
+      int32_t in = batch.tokens[size_t(b) * (T + 1) + t], out = batch.tokens[size_t(b) * (T + 1) + t + 1];
+      if (in < 0 || in >= dims_.vocab_size || out < 0 || out >= dims_.vocab_size)
+        throw std::out_of_range("decoder: token id outside the vocabulary");
+      inputs[size_t(b) * T + t] = in;
+      targets[size_t(b) * T + t] = out;
+      count += out != 0;
+    }
+  Workspace& w = *ws_;
+  ctx_.upload(w.features.data(), batch.features.data(), batch.features.size() * sizeof(float));
+  ctx_.upload(w.inputs.data(), inputs.data(), inputs.size() * sizeof(int32_t));
+  ctx_.upload(w.targets.data(), targets.data(), targets.size() * sizeof(int32_t));
+  return count;
+}
+
+void Decoder::forward(int B, int T, float p, uint64_t seed, uint64_t step) {
+  const Exec ex = ctx_.exec();
+  Workspace& w = *ws_;
+  const int D = dims_.feature_dim, E = dims_.embed_dim, H = dims_.hidden_dim, V = dims_.vocab_size;
+  const int N = B * T;
+  const float* P = params_.data();
+  auto at = [&](int k) { return P + specs_[k].offset; };
+  dropout_forward(ex, w.features.data(), w.feat_drop.data(), size_t(B) * D, p, seed, dropout_offset(step, 0));
+  dense_forward(ex, w.feat_drop.data(), at(kImgW), at(kImgB), w.a.data(), B, H, D, Activation::ReLU);
+  embedding_forward(ex, at(kEmbed), w.inputs.data(), N, E, w.emb.data());
+  dropout_forward(ex, w.emb.data(), w.emb.data(), size_t(N) * E, p, seed, dropout_offset(step, 1));
+  lstm_forward(ex, {B, T, E, H}, w.emb.data(), {at(kWih), at(kWhh), at(kBih), at(kBhh)},
+               {w.h.data(), w.c.data(), w.gates.data()});
+  broadcast_add(ex, w.h.data(), w.a.data(), w.m.data(), B, T, H);
+  dense_forward(ex, w.m.data(), at(kFcW), at(kFcB), w.z.data(), N, H, H, Activation::ReLU);
+  dense_forward(ex, w.z.data(), at(kOutW), at(kOutB), w.logits.data(), N, V, H, Activation::None);
+}
+
+LossSum Decoder::sum_loss(int B, int T, int count) {
+  Workspace& w = *ws_;
+  const int N = B * T;
+  softmax_xent_forward(ctx_.exec(), w.logits.data(), w.targets.data(), N, dims_.vocab_size, w.loss.data(),
+                       w.lse.data());
+  std::vector<float> loss(N);
+  ctx_.download(loss.data(), w.loss.data(), N * sizeof(float));
+  LossSum s;
+  for (float l : loss) s.sum += l;
+  s.count = count;
+  return s;
+}
+
+void Decoder::backward(int B, int T, int count, float p, uint64_t seed, uint64_t step) {
+  const Exec ex = ctx_.exec();
+  Workspace& w = *ws_;
+  const int D = dims_.feature_dim, E = dims_.embed_dim, H = dims_.hidden_dim, V = dims_.vocab_size;
+  const int N = B * T;
+  const float* P = params_.data();
+  float* G = grads_.data();
+  auto at = [&](int k) { return P + specs_[k].offset; };
+  auto grad = [&](int k) { return G + specs_[k].offset; };
+  // Mean over non-padding targets; the logits buffer becomes its own gradient.
+  softmax_xent_backward(ex, w.logits.data(), w.targets.data(), w.lse.data(), N, V,
+                        count > 0 ? 1.f / count : 0.f, w.logits.data());
+  dense_backward(ex, w.z.data(), at(kOutW), w.logits.data(), w.logits.data(), w.dz.data(), grad(kOutW),
+                 grad(kOutB), N, V, H, Activation::None);
+  // d(h + a) lands in m's buffer; the image branch takes its sum over time first, because
+  // the LSTM backward clobbers it.
+  dense_backward(ex, w.m.data(), at(kFcW), w.z.data(), w.dz.data(), w.m.data(), grad(kFcW), grad(kFcB), N, H,
+                 H, Activation::ReLU);
+  broadcast_add_backward(ex, w.m.data(), w.da.data(), B, T, H);
+  lstm_backward(ex, {B, T, E, H}, w.emb.data(), {at(kWih), at(kWhh), at(kBih), at(kBhh)},
+                {w.h.data(), w.c.data(), w.gates.data()}, w.m.data(), w.demb.data(),
+                {grad(kWih), grad(kWhh), grad(kBih), grad(kBhh)});
+  dropout_backward(ex, w.demb.data(), w.demb.data(), size_t(N) * E, p, seed, dropout_offset(step, 1));
+  embedding_backward(ex, w.demb.data(), w.inputs.data(), N, E, V, 0, grad(kEmbed));
+  dense_backward(ex, w.feat_drop.data(), at(kImgW), w.a.data(), w.da.data(), nullptr, grad(kImgW),
+                 grad(kImgB), B, H, D, Activation::ReLU);
+}
+
+LossSum Decoder::train_step(const TokenBatch& batch, float dropout, uint64_t seed, uint64_t step) {
+  int count = upload_batch(batch);
+  forward(batch.B, batch.T, dropout, seed, step);
+  LossSum s = sum_loss(batch.B, batch.T, count);
+  backward(batch.B, batch.T, count, dropout, seed, step);
+  return s;
+}
+
+LossSum Decoder::evaluate(const TokenBatch& batch) {
+  int count = upload_batch(batch);
+  forward(batch.B, batch.T, 0.f, 0, 0);
+  return sum_loss(batch.B, batch.T, count);
+}
+
+std::vector<float> Decoder::forward_logits(const TokenBatch& batch) {
+  upload_batch(batch);
+  forward(batch.B, batch.T, 0.f, 0, 0);
+  std::vector<float> logits(size_t(batch.B) * batch.T * dims_.vocab_size);
+  ctx_.download(logits.data(), ws_->logits.data(), logits.size() * sizeof(float));
+  return logits;
+}
+
+Decoder::StepState Decoder::begin_inference(const float* features, int B) {
+  Workspace& w = *ws_;
+  const size_t D = dims_.feature_dim, E = dims_.embed_dim, H = dims_.hidden_dim, V = dims_.vocab_size;
+  if (B > w.iB) {
+    MemoryPool& pool = ctx_.pool();
+    Stream st = ctx_.exec().stream;
+    for (auto* b : {&w.ia, &w.ih, &w.ic, &w.ih2, &w.im, &w.iz}) *b = PoolBuffer<float>(pool, B * H, st);
+    w.ix = PoolBuffer<float>(pool, B * std::max(E, D), st);
+    w.igates = PoolBuffer<float>(pool, B * 4 * H, st);
+    w.ilogits = PoolBuffer<float>(pool, B * V, st);
+    w.ilse = PoolBuffer<float>(pool, B, st);
+    w.itokens = PoolBuffer<int32_t>(pool, B, st);
+    w.iB = B;
+  }
+  const float* P = params_.data();
+  ctx_.upload(w.ix.data(), features, B * D * sizeof(float));
+  dense_forward(ctx_.exec(), w.ix.data(), P + specs_[kImgW].offset, P + specs_[kImgB].offset, w.ia.data(), B,
+                int(H), int(D), Activation::ReLU);
+  ctx_.zero(w.ih.data(), B * H * sizeof(float));
+  ctx_.zero(w.ic.data(), B * H * sizeof(float));
+  return StepState{B, w.ia.data(), w.ih.data(), w.ic.data(), w.ilogits.data(), w.ilse.data()};
+}
+
+void Decoder::step(StepState& s, const int32_t* tokens) {
+  const Exec ex = ctx_.exec();
+  Workspace& w = *ws_;
+  const int E = dims_.embed_dim, H = dims_.hidden_dim, V = dims_.vocab_size, B = s.B;
+  const float* P = params_.data();
+  auto at = [&](int k) { return P + specs_[k].offset; };
+  ctx_.upload(w.itokens.data(), tokens, B * sizeof(int32_t));
+  embedding_forward(ex, at(kEmbed), w.itokens.data(), B, E, w.ix.data());
+  lstm_step(ex, B, E, H, w.ix.data(), {at(kWih), at(kWhh), at(kBih), at(kBhh)}, s.h, s.c, w.igates.data());
+  broadcast_add(ex, s.h, s.a, w.im.data(), B, 1, H);
+  dense_forward(ex, w.im.data(), at(kFcW), at(kFcB), w.iz.data(), B, H, H, Activation::ReLU);
+  dense_forward(ex, w.iz.data(), at(kOutW), at(kOutB), s.logits, B, V, H, Activation::None);
+  logsumexp_rows(ex, s.logits, B, V, s.lse);
+}
+
+void Decoder::logprobs(const StepState& s, std::vector<float>& out) {
+  const int V = dims_.vocab_size;
+  out.resize(size_t(s.B) * V);
+  std::vector<float> lse(s.B);
+  ctx_.download(out.data(), s.logits, out.size() * sizeof(float));
+  ctx_.download(lse.data(), s.lse, lse.size() * sizeof(float));
+  for (int b = 0; b < s.B; ++b)
+    for (int v = 0; v < V; ++v) out[size_t(b) * V + v] -= lse[b];
+}
+
+void Decoder::reorder(StepState& s, const int32_t* parent) {
+  // A row gather is an embedding lookup with the state as the table.
+  Workspace& w = *ws_;
+  const int H = dims_.hidden_dim;
+  ctx_.upload(w.itokens.data(), parent, s.B * sizeof(int32_t));
+  for (float* state : {s.h, s.c}) {
+    embedding_forward(ctx_.exec(), state, w.itokens.data(), s.B, H, w.ih2.data());
+    ctx_.copy(state, w.ih2.data(), size_t(s.B) * H * sizeof(float));
+  }
+}
+
+}  // namespace caption

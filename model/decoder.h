@@ -1,0 +1,116 @@
+#pragma once
+// The merge decoder, identical to the PyTorch module of the model contract:
+//   a = relu(img_fc(dropout(feat)));  h = lstm(dropout(embed(tokens)))
+//   logits = out(relu(fc(h + a[:, None, :])))
+// All parameters live in one device allocation carved into tensors in state-dict order
+// (llm.c style), and so do their gradients and Adam's moments: one fused optimizer launch
+// updates everything. Activations come from a workspace sized once for the largest batch.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/context.h"
+#include "runtime/tensor.h"
+
+namespace caption {
+
+struct DecoderDims {
+  int feature_dim;  // D
+  int embed_dim;    // E (50)
+  int hidden_dim;   // H (256): LSTM, img_fc and fc width
+  int vocab_size;   // V
+};
+
+struct ParamSpec {
+  std::string name;  // PyTorch state-dict name
+  std::vector<int64_t> shape;
+  size_t offset;  // in floats, into the flat parameter buffer
+  size_t numel;
+};
+std::vector<ParamSpec> decoder_param_specs(const DecoderDims& d);
+// PyTorch's default initialisation for these layers (Linear/LSTM uniform(+-1/sqrt(fan)),
+// Embedding N(0,1) with a zero padding row), drawn from `seed`.
+std::vector<float> decoder_init(const DecoderDims& d, uint64_t seed);
+
+// One training or scoring batch on the host: B captions of T+1 tokens (padded with 0);
+// inputs are tokens[:, :T], targets tokens[:, 1:].
+struct TokenBatch {
+  int B = 0;
+  int T = 0;
+  std::vector<float> features;  // [B, D]
+  std::vector<int32_t> tokens;  // [B, T+1]
+};
+
+struct LossSum {
+  double sum = 0;     // summed token cross-entropy
+  int64_t count = 0;  // non-padding target positions
+};
+
+class Decoder {
+ public:
+  Decoder(Context& ctx, const DecoderDims& dims);
+  ~Decoder();
+  Decoder(const Decoder&) = delete;
+  Decoder& operator=(const Decoder&) = delete;
+
+  const DecoderDims& dims() const { return dims_; }
+  const std::vector<ParamSpec>& specs() const { return specs_; }
+  size_t num_params() const { return num_params_; }
+  float* params() const { return params_.data(); }
+  float* grads() const { return grads_.data(); }
+
+  // Host <-> device parameter transfer by state-dict name; load checks every name and shape
+  // and names `source` (the file) in its errors.
+  void load(const std::map<std::string, Tensor>& tensors, const std::string& source);
+  std::map<std::string, Tensor> state_dict() const;
+  // The flat parameter buffer as one host vector (init, checkpoints, tests).
+  void set_flat(const std::vector<float>& host, float* dst);
+  std::vector<float> get_flat(const float* src) const;
+
+  // Forward and backward with dropout p (mask from seed and `step`); leaves the gradients
+  // of the mean loss over non-padding targets in grads(). Returns the summed loss.
+  LossSum train_step(const TokenBatch& batch, float dropout, uint64_t seed, uint64_t step);
+  // Forward only, no dropout.
+  LossSum evaluate(const TokenBatch& batch);
+  // Logits [B*T, V] of the last train_step/evaluate forward are not kept (the backward
+  // works in place); `forward_logits` runs a forward and downloads them (tests, tools).
+  std::vector<float> forward_logits(const TokenBatch& batch);
+
+  // Inference primitives (device pointers from inference_state()).
+  struct StepState {
+    int B = 0;
+    float* a = nullptr;       // [B,H] image vectors
+    float* h = nullptr;       // [B,H]
+    float* c = nullptr;       // [B,H]
+    float* logits = nullptr;  // [B,V] after step()
+    float* lse = nullptr;     // [B]: log-probabilities are logits - lse
+  };
+  // Prepares B rows from features [B,D] (host), with zero LSTM state.
+  StepState begin_inference(const float* features, int B);
+  // Feeds tokens [B] (host) and computes the next-token logits and their logsumexp.
+  void step(StepState& s, const int32_t* tokens);
+  // Downloads log-probabilities [B,V] of the last step.
+  void logprobs(const StepState& s, std::vector<float>& out);
+  // Reorders the B rows of the state: row i takes old row parent[i] (beam search).
+  void reorder(StepState& s, const int32_t* parent);
+
+ private:
+  struct Workspace;
+  void ensure_workspace(int B, int T);
+  int upload_batch(const TokenBatch& batch);  // returns non-padding target count
+  void forward(int B, int T, float dropout, uint64_t seed, uint64_t step);
+  LossSum sum_loss(int B, int T, int count);
+  void backward(int B, int T, int count, float dropout, uint64_t seed, uint64_t step);
+
+  Context& ctx_;
+  DecoderDims dims_;
+  std::vector<ParamSpec> specs_;
+  size_t num_params_ = 0;
+  PoolBuffer<float> params_;
+  PoolBuffer<float> grads_;
+  std::unique_ptr<Workspace> ws_;
+};
+
+}  // namespace caption

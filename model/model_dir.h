@@ -1,0 +1,27 @@
+#pragma once
+// A model is a directory: config.json, vocab.txt, decoder.safetensors (and later the encoder).
+#include <map>
+#include <string>
+
+#include "model/model_config.h"
+#include "model/vocabulary.h"
+#include "runtime/tensor.h"
+
+namespace caption {
+
+struct ModelFiles {
+  std::string dir;
+  ModelConfig config;
+  Vocabulary vocab;
+  std::map<std::string, Tensor> decoder_weights;
+};
+
+// Reads and cross-checks the files (vocab size against embed/out shapes is checked by Decoder::load).
+ModelFiles load_model_dir(const std::string& dir);
+// Writes each file atomically; creates the directory if needed.
+void save_model_dir(const std::string& dir, const ModelConfig& config, const Vocabulary& vocab,
+                    const std::map<std::string, Tensor>& decoder_weights);
+
+std::string join_path(const std::string& dir, const std::string& name);
+
+}  // namespace caption

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the engine builds and tests with. The CUDA toolkit (nvcc,
+# cuBLAS, cuDNN 9) is used from /usr/local/cuda when present; without it the build is CPU-only.
+set -euo pipefail
+packages=(build-essential cmake ninja-build pkg-config libopenblas-dev nlohmann-json3-dev libcli11-dev
+          libgtest-dev libbenchmark-dev libpng-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi

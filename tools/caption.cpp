@@ -1,0 +1,29 @@
+// caption: train and run the image-captioning model from the command line.
+#include <cstdio>
+#include <iostream>
+#include <vector>
+
+#include "tools/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"caption: image captioning engine (ResNet50 + LSTM merge decoder), CPU and CUDA"};
+  app.require_subcommand(1);
+  std::vector<caption::cli::Command> commands;
+  for (auto add : {caption::cli::add_train, caption::cli::add_score, caption::cli::add_describe})
+    commands.push_back(add(app));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  for (auto& cmd : commands) {
+    if (!cmd.app->parsed()) continue;
+    try {
+      return cmd.run();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "caption %s: error: %s\n", cmd.app->get_name().c_str(), e.what());
+      return 1;
+    }
+  }
+  return 1;
+}

@@ -1,0 +1,26 @@
+#include "tools/model_loader.h"
+
+#include "runtime/error.h"
+
+namespace caption::cli {
+
+LoadedModel load_model(const std::string& dir, Device device) {
+  LoadedModel m;
+  m.files = load_model_dir(dir);
+  const auto& d = m.files.config.decoder;
+  m.ctx = std::make_unique<Context>(device);
+  m.decoder = std::make_unique<Decoder>(*m.ctx, DecoderDims{d.feature_dim, d.embed_dim, d.hidden_dim, m.files.vocab.size()});
+  m.decoder->load(m.files.decoder_weights, join_path(dir, d.weights));
+  m.files.decoder_weights.clear();  // on the device now
+  return m;
+}
+
+void check_features(const FeatureTable& features, const std::string& path, const LoadedModel& model) {
+  int want = model.files.config.decoder.feature_dim;
+  if (features.dim != want)
+    throw InputError(path, "features are " + std::to_string(features.dim) + "-d but the model " + model.files.dir +
+                               " expects " + std::to_string(want) + "-d");
+  if (features.images.empty()) throw InputError(path, "no image features in the file");
+}
+
+}  // namespace caption::cli
