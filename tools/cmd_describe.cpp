@@ -39,7 +39,7 @@ Command add_describe(CLI::App& app) {
               int count = std::min(chunk, n - first);
               auto ids = generate(*model.decoder, features.row(first), count, a->decode);
               for (int i = 0; i < count; ++i) {
-                nlohmann::json line = {{"image", features.images[first + i]},
+                nlohmann::ordered_json line = {{"image", features.images[first + i]},
                                        {"caption", caption_text(model.files.vocab, ids[i])}};
                 if (a->output.empty()) std::cout << line.dump() << "\n" << std::flush;
                 else text += line.dump() + "\n";

@@ -39,7 +39,7 @@ Command add_score(CLI::App& app) {
               total.count += s.count;
             }
             double loss = total.count ? total.sum / total.count : NAN;
-            nlohmann::json out = {{"loss", loss},
+            nlohmann::ordered_json out = {{"loss", loss},
                                   {"perplexity", std::exp(loss)},
                                   {"tokens", total.count},
                                   {"captions", data.tokens.size()}};
