@@ -49,7 +49,8 @@ void decode_group(Decoder& dec, const float* features, int n, const DecodeOption
         int r = img * K + k;
         if (alive[r].logp == kDead) continue;
         const float* row = lp.data() + size_t(r) * V;
-        for (int32_t v = Vocabulary::kEnd; v < V; ++v) cands.push_back({alive[r].logp + row[v], r, v});
+        for (int32_t v = Vocabulary::kEnd; v < V; ++v)
+          if (opt.allow_unk || v != Vocabulary::kUnk) cands.push_back({alive[r].logp + row[v], r, v});
       }
       // The best 2K candidates hold K that do not end, whatever ends among them.
       size_t keep = std::min(cands.size(), size_t(2 * K));

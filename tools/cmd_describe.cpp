@@ -24,9 +24,11 @@ Command add_describe(CLI::App& app) {
   sub->add_option("--length-penalty", a->decode.length_penalty,
                   "beam score = sum log p / (words+1)^alpha")->capture_default_str();
   sub->add_option("--batch", a->decode.batch, "images decoded together")->capture_default_str();
+  auto* no_unk = sub->add_flag("--no-unk", "never emit <unk> (rare words)");
   sub->add_option("--output", a->output, "JSONL file to write (default: standard output)");
   sub->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
-  return {sub, [a] {
+  return {sub, [a, no_unk] {
+            a->decode.allow_unk = !*no_unk;
             if (a->decode.beam < 1 || a->decode.batch < 1) throw std::invalid_argument("--beam and --batch must be >= 1");
             auto model = load_model(a->model, parse_device(a->device));
             FeatureTable features = read_features(a->features);
