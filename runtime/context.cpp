@@ -13,6 +13,7 @@ namespace caption {
 struct Context::CudaState {
   CudaStream stream;
   CublasHandle blas{stream.get()};
+  CudnnHandle dnn{stream.get()};
 };
 #else
 struct Context::CudaState {};
@@ -27,6 +28,7 @@ Context::Context(Device device, size_t pool_limit_bytes)
     cuda_ = std::make_unique<CudaState>();
     exec_.stream = cuda_->stream.get();
     exec_.blas = cuda_->blas.get();
+    exec_.dnn = cuda_->dnn.get();
 #else
     throw std::runtime_error("this build has no CUDA support");
 #endif

@@ -1,6 +1,6 @@
 #pragma once
-// Owns what one backend needs to run ops: the memory pool and, on CUDA, a stream and a
-// cuBLAS handle bound to it. Hands out the Exec that ops take.
+// Owns what one backend needs to run ops: the memory pool and, on CUDA, a stream and the
+// cuBLAS and cuDNN handles bound to it. Hands out the Exec that ops take.
 #include <memory>
 
 #include "runtime/exec.h"

@@ -3,6 +3,7 @@
 // failing expression, so that a failure deep in a kernel launch names itself.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <cudnn.h>
 
 #include <stdexcept>
 #include <string>
@@ -36,6 +37,13 @@ const char* cublas_status_name(cublasStatus_t s);
     cublasStatus_t st_ = (x);                                                                       \
     if (st_ != CUBLAS_STATUS_SUCCESS)                                                               \
       ::caption::throw_cuda_error("cuBLAS", ::caption::cublas_status_name(st_), #x, __FILE__, __LINE__); \
+  } while (0)
+
+#define CUDNN_CHECK_THROW(x)                                                                    \
+  do {                                                                                          \
+    cudnnStatus_t st_ = (x);                                                                    \
+    if (st_ != CUDNN_STATUS_SUCCESS)                                                            \
+      ::caption::throw_cuda_error("cuDNN", cudnnGetErrorString(st_), #x, __FILE__, __LINE__);   \
   } while (0)
 
 // After a kernel launch: catches bad launch configurations at the call site.

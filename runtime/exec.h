@@ -8,17 +8,20 @@
 
 struct CUstream_st;
 struct cublasContext;
+struct cudnnContext;
 
 namespace caption {
 
 using Stream = CUstream_st*;
 using BlasHandle = cublasContext*;
+using DnnHandle = cudnnContext*;
 class MemoryPool;
 
 struct Exec {
   Device device = Device::CPU;
   Stream stream = nullptr;     // CUDA only
   BlasHandle blas = nullptr;   // CUDA only (cuBLAS handle bound to `stream`)
+  DnnHandle dnn = nullptr;     // CUDA only (cuDNN handle bound to `stream`)
   MemoryPool* pool = nullptr;  // scratch memory for ops; on the exec's device
 
   bool cuda() const { return device == Device::CUDA; }

@@ -1,5 +1,5 @@
 #pragma once
-// RAII CUDA stream, event and cuBLAS handle (implemented in stream_cuda.cpp; CUDA builds only).
+// RAII CUDA stream, event, cuBLAS and cuDNN handles (implemented in stream_cuda.cpp; CUDA builds only).
 #include "runtime/exec.h"
 
 struct CUevent_st;
@@ -43,6 +43,18 @@ class CublasHandle {
 
  private:
   BlasHandle handle_ = nullptr;
+};
+
+class CudnnHandle {
+ public:
+  explicit CudnnHandle(Stream s);
+  ~CudnnHandle();
+  CudnnHandle(const CudnnHandle&) = delete;
+  CudnnHandle& operator=(const CudnnHandle&) = delete;
+  DnnHandle get() const { return handle_; }
+
+ private:
+  DnnHandle handle_ = nullptr;
 };
 
 }  // namespace caption

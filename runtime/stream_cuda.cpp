@@ -1,5 +1,7 @@
 #include "runtime/stream.h"
 
+#include <cudnn.h>
+
 #include "runtime/cuda_check.h"
 
 namespace caption {
@@ -24,6 +26,12 @@ CublasHandle::CublasHandle(Stream s) {
   CUBLAS_CHECK_THROW(cublasSetMathMode(handle_, CUBLAS_PEDANTIC_MATH));  // plain FP32, no TF32
 }
 CublasHandle::~CublasHandle() { cublasDestroy(handle_); }
+
+CudnnHandle::CudnnHandle(Stream s) {
+  CUDNN_CHECK_THROW(cudnnCreate(&handle_));
+  CUDNN_CHECK_THROW(cudnnSetStream(handle_, s));
+}
+CudnnHandle::~CudnnHandle() { cudnnDestroy(handle_); }
 
 const char* cublas_status_name(cublasStatus_t s) { return cublasGetStatusName(s); }
 
