@@ -2,6 +2,8 @@
 // The execution context every op takes: which backend, and on CUDA the stream and
 // library handles to use. CUDA types are forward-declared so that CPU code and
 // CPU-only builds never include CUDA headers.
+#include <stdexcept>
+
 #include "runtime/device.h"
 
 struct CUstream_st;

@@ -38,7 +38,11 @@ class CliObserver : public TrainObserver {
       train.push_back(j.value("train_loss", NAN));
       val.push_back(j["val_loss"].is_number() ? j["val_loss"].get<double>() : NAN);
     }
-    write_loss_plot(join_path(out_, "loss.png"), train, val);
+    try {  // the plot is a convenience: never lose a training run over it
+      write_loss_plot(join_path(out_, "loss.png"), train, val);
+    } catch (const std::exception& e) {
+      progress_.line(std::string("warning: ") + e.what());
+    }
   }
 
  private:

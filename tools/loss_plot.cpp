@@ -1,6 +1,8 @@
 #include "tools/loss_plot.h"
 
+#if CAPTION_HAS_PNG
 #include <png.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -75,6 +77,9 @@ void write_loss_plot(const std::string& path, const std::vector<double>& train, 
         cv.line(X(i - 1), Y((*series)[i - 1]), X(i), Y((*series)[i]), color);
       for (int d = -3; d <= 3; ++d) cv.line(X(i) + d, Y((*series)[i]) - 3, X(i) + d, Y((*series)[i]) + 2, color);
     }
+#if !CAPTION_HAS_PNG
+  throw InputError(path, "this build has no libpng: loss plot not written");
+#else
   // libpng writes to a temporary file that is renamed into place: no half-written plot.
   std::string tmp = path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "wb");
@@ -96,6 +101,7 @@ void write_loss_plot(const std::string& path, const std::vector<double>& train, 
   png_destroy_write_struct(&png, &info);
   std::fclose(f);
   std::filesystem::rename(tmp, path);
+#endif
 }
 
 }  // namespace caption::cli

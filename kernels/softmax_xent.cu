@@ -1,0 +1,133 @@
+#include <cstdint>
+
+#include "kernels/softmax_xent.h"
+#include "runtime/cuda_check.h"
+
+namespace caption::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;  // one block per row: V is 1.6k-10k, so 2-10 float4 per thread
+
+// Running (max, sum of exp(x - max)) of an online softmax; empty is (-inf, 0). Every update
+// returns early while the max is still -inf, where exp(-inf - -inf) would be NaN: an empty
+// partial, or logits masked to -inf at the start of a thread's columns.
+struct MaxSum {
+  float m, s;
+};
+
+__device__ MaxSum combine(MaxSum a, MaxSum b) {
+  float m = fmaxf(a.m, b.m);
+  if (m == -INFINITY) return {m, 0.f};
+  return {m, a.s * expf(a.m - m) + b.s * expf(b.m - m)};
+}
+
+__device__ MaxSum add4(MaxSum a, float4 x) {
+  float m = fmaxf(a.m, fmaxf(fmaxf(x.x, x.y), fmaxf(x.z, x.w)));
+  if (m == -INFINITY) return {m, 0.f};
+  return {m, a.s * expf(a.m - m) + expf(x.x - m) + expf(x.y - m) + expf(x.z - m) + expf(x.w - m)};
+}
+
+__device__ MaxSum add1(MaxSum a, float x) { return combine(a, {x, 1.f}); }
+
+// Butterfly over the warp, then lane 0 of each warp through shared memory; every thread
+// gets the result. Fixed order, so the result does not vary from run to run.
+__device__ MaxSum block_reduce(MaxSum v) {
+  __shared__ MaxSum warp_vals[kThreads / 32];
+  for (int o = 16; o > 0; o >>= 1)
+    v = combine(v, {__shfl_xor_sync(0xffffffffu, v.m, o), __shfl_xor_sync(0xffffffffu, v.s, o)});
+  int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane == 0) warp_vals[warp] = v;
+  __syncthreads();
+  v = warp_vals[0];
+  for (int w = 1; w < kThreads / 32; ++w) v = combine(v, warp_vals[w]);
+  return v;
+}
+
+// A row splits into a scalar head up to the first 16-byte boundary, a float4 body and a
+// scalar tail, so that any V (and any row start) gets vectorised loads.
+struct RowSplit {
+  int head, nvec, tail;  // tail: first column after the body
+};
+
+__device__ RowSplit split_row(const float* row, int V) {
+  int head = int(((16 - (reinterpret_cast<uintptr_t>(row) & 15)) & 15) / sizeof(float));
+  head = min(head, V);
+  int nvec = (V - head) / 4;
+  return {head, nvec, head + 4 * nvec};
+}
+
+// lse[n] for every row; loss[n] too when targets is given (0 for padding rows).
+__global__ void lse_rows_kernel(const float* __restrict__ logits, const int32_t* __restrict__ targets, int V,
+                                float* __restrict__ loss, float* __restrict__ lse) {
+  const float* row = logits + size_t(blockIdx.x) * V;
+  RowSplit sp = split_row(row, V);
+  const float4* body = reinterpret_cast<const float4*>(row + sp.head);
+  MaxSum acc{-INFINITY, 0.f};
+  for (int i = threadIdx.x; i < sp.head; i += kThreads) acc = add1(acc, row[i]);
+  for (int i = threadIdx.x; i < sp.nvec; i += kThreads) acc = add4(acc, body[i]);
+  for (int i = sp.tail + threadIdx.x; i < V; i += kThreads) acc = add1(acc, row[i]);
+  acc = block_reduce(acc);
+  if (threadIdx.x == 0) {
+    float l = acc.m + logf(acc.s);
+    lse[blockIdx.x] = l;
+    if (targets) {
+      int32_t t = targets[blockIdx.x];
+      loss[blockIdx.x] = t == 0 ? 0.f : l - row[t];
+    }
+  }
+}
+
+// dlogits = scale * (exp(logits - lse) - onehot), zero rows for padding. No __restrict__:
+// dlogits may be logits; each element is read and written by the same thread.
+__global__ void xent_backward_kernel(const float* logits, const int32_t* __restrict__ targets,
+                                     const float* __restrict__ lse, int V, float scale, float* dlogits,
+                                     bool vectorise) {
+  const float* row = logits + size_t(blockIdx.x) * V;
+  float* drow = dlogits + size_t(blockIdx.x) * V;
+  int32_t t = targets[blockIdx.x];
+  if (t == 0) {
+    for (int i = threadIdx.x; i < V; i += kThreads) drow[i] = 0.f;
+    return;
+  }
+  float l = lse[blockIdx.x];
+  auto grad = [&](float x, int col) { return scale * (expf(x - l) - (col == t ? 1.f : 0.f)); };
+  // Both rows share their offset within 16 bytes when vectorise is set, so one split fits both.
+  RowSplit sp = vectorise ? split_row(row, V) : RowSplit{V, 0, V};
+  for (int i = threadIdx.x; i < sp.head; i += kThreads) drow[i] = grad(row[i], i);
+  const float4* body = reinterpret_cast<const float4*>(row + sp.head);
+  float4* dbody = reinterpret_cast<float4*>(drow + sp.head);
+  for (int i = threadIdx.x; i < sp.nvec; i += kThreads) {
+    float4 x = body[i];
+    int c = sp.head + 4 * i;
+    dbody[i] = make_float4(grad(x.x, c), grad(x.y, c + 1), grad(x.z, c + 2), grad(x.w, c + 3));
+  }
+  for (int i = sp.tail + threadIdx.x; i < V; i += kThreads) drow[i] = grad(row[i], i);
+}
+
+}  // namespace
+
+void softmax_xent_forward(const Exec& ex, const float* logits, const int32_t* targets, int N, int V,
+                          float* loss, float* lse) {
+  if (N == 0) return;
+  lse_rows_kernel<<<N, kThreads, 0, ex.stream>>>(logits, targets, V, loss, lse);
+  CUDA_CHECK_LAUNCH();
+}
+
+void softmax_xent_backward(const Exec& ex, const float* logits, const int32_t* targets, const float* lse,
+                           int N, int V, float scale, float* dlogits) {
+  if (N == 0) return;
+  // Rows advance by the same V floats in both buffers, so equal offsets mod 16 bytes at the
+  // start hold for every row.
+  bool vectorise = ((reinterpret_cast<uintptr_t>(logits) ^ reinterpret_cast<uintptr_t>(dlogits)) & 15) == 0;
+  xent_backward_kernel<<<N, kThreads, 0, ex.stream>>>(logits, targets, lse, V, scale, dlogits, vectorise);
+  CUDA_CHECK_LAUNCH();
+}
+
+void logsumexp_rows(const Exec& ex, const float* logits, int N, int V, float* lse) {
+  if (N == 0) return;
+  lse_rows_kernel<<<N, kThreads, 0, ex.stream>>>(logits, nullptr, V, nullptr, lse);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace caption::cuda

@@ -1,0 +1,67 @@
+#include "model/features.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "model/safetensors.h"
+#include "runtime/error.h"
+
+namespace caption {
+
+std::optional<size_t> FeatureTable::find(const std::string& image) const {
+  if (index.size() == images.size()) {
+    auto it = index.find(image);
+    if (it == index.end()) return std::nullopt;
+    return it->second;
+  }
+  auto it = std::find(images.begin(), images.end(), image);
+  if (it == images.end()) return std::nullopt;
+  return size_t(it - images.begin());
+}
+
+void FeatureTable::reindex() {
+  index.clear();
+  index.reserve(images.size());
+  for (size_t i = 0; i < images.size(); ++i) index.emplace(images[i], i);
+}
+
+FeatureTable read_features(const std::string& path) {
+  SafetensorsFile file = read_safetensors(path);
+  if (file.names.empty()) throw InputError(path, "holds no feature tensors");
+  FeatureTable t;
+  for (const std::string& name : file.names) {
+    Tensor& x = file.tensors.at(name);
+    if (x.shape.size() != 1 || x.shape[0] == 0)
+      throw InputError(path, "tensor '" + name + "': a feature must be a non-empty 1-D tensor");
+    if (t.dim == 0) {
+      if (x.shape[0] > INT32_MAX) throw InputError(path, "tensor '" + name + "': feature too long");
+      t.dim = int(x.shape[0]);
+      t.data.reserve(file.names.size() * size_t(t.dim));
+    }
+    if (x.shape[0] != t.dim)
+      throw InputError(path, "tensor '" + name + "': has " + std::to_string(x.shape[0]) + " values, expected " +
+                                 std::to_string(t.dim) + " like the first tensor");
+    t.data.insert(t.data.end(), x.data.begin(), x.data.end());
+    std::vector<float>().swap(x.data);  // keep peak memory near one copy
+  }
+  t.images = std::move(file.names);
+  t.reindex();
+  return t;
+}
+
+void write_features(const std::string& path, const FeatureTable& t) {
+  if (t.images.empty() || t.dim <= 0 || t.data.size() != t.images.size() * size_t(t.dim))
+    throw InputError(path, "feature table has " + std::to_string(t.data.size()) + " values for " +
+                               std::to_string(t.images.size()) + " images of dimension " + std::to_string(t.dim));
+  std::vector<Tensor> rows(t.images.size());
+  std::vector<std::pair<std::string, const Tensor*>> named;
+  named.reserve(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    rows[i].shape = {t.dim};
+    rows[i].data.assign(t.row(i), t.row(i) + t.dim);
+    named.emplace_back(t.images[i], &rows[i]);
+  }
+  write_safetensors(path, named);
+}
+
+}  // namespace caption

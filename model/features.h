@@ -1,0 +1,29 @@
+#pragma once
+// Precomputed image features: a safetensors file with one 1-D F32/F16/BF16 tensor [D] per image,
+// keyed by the image's file name. Held as one dense [images, D] matrix for batching.
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace caption {
+
+struct FeatureTable {
+  std::vector<std::string> images;
+  int dim = 0;
+  std::vector<float> data;  // [images.size(), dim]
+  std::unordered_map<std::string, size_t> index;  // image -> row; filled by read_features / reindex()
+
+  const float* row(size_t i) const { return data.data() + i * size_t(dim); }  // i < images.size()
+  // The row of `image`. Uses the index when it covers `images`, else scans (a table built by hand).
+  std::optional<size_t> find(const std::string& image) const;
+  void reindex();
+};
+
+// Every tensor must be 1-D with the same non-zero length, else an InputError naming the tensor.
+// Rows are in the file's header order.
+FeatureTable read_features(const std::string& path);
+// Writes F32 tensors in row order (atomic); the sizes must agree and the names be unique.
+void write_features(const std::string& path, const FeatureTable& t);
+
+}  // namespace caption

@@ -1,0 +1,73 @@
+#pragma once
+// Helpers for the model I/O tests: a scratch folder per test, whole-file reads and writes, and
+// a check that a call fails with a one-line InputError mentioning given words.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "runtime/error.h"
+
+namespace caption::test {
+
+// A fresh folder under the system temp dir, removed with everything in it at scope exit.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "caption_io_XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    dir_ = tmpl;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  std::filesystem::path dir_;
+};
+
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+inline std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Passes when fn throws an InputError whose message is one line containing every word.
+inline ::testing::AssertionResult throws_input_error(const std::function<void()>& fn,
+                                                     const std::vector<std::string>& words) {
+  try {
+    fn();
+  } catch (const InputError& e) {
+    const std::string msg = e.what();
+    if (msg.find('\n') != std::string::npos) return ::testing::AssertionFailure() << "multi-line message: " << msg;
+    for (const auto& w : words)
+      if (msg.find(w) == std::string::npos)
+        return ::testing::AssertionFailure() << "message lacks '" << w << "': " << msg;
+    return ::testing::AssertionSuccess() << msg;
+  } catch (const std::exception& e) {
+    return ::testing::AssertionFailure() << "threw a non-InputError: " << e.what();
+  }
+  return ::testing::AssertionFailure() << "did not throw";
+}
+
+// The shared data folder, or "" when this checkout has none (tests then GTEST_SKIP).
+inline std::string shared_data(const std::string& rel) {
+  std::string p = std::string(CAPTION_SHARED_DIR) + "/data/" + rel;
+  return std::filesystem::exists(p) ? p : std::string();
+}
+
+}  // namespace caption::test

@@ -1,0 +1,55 @@
+#include "model/atomic_file.h"
+
+#include "tests/io_test_util.h"
+
+namespace caption {
+namespace {
+
+using test::ScratchDir;
+
+size_t entries(const std::filesystem::path& dir) {
+  size_t n = 0;
+  for (auto it = std::filesystem::directory_iterator(dir); it != std::filesystem::directory_iterator(); ++it) ++n;
+  return n;
+}
+
+TEST(AtomicFile, WritesThenReplaces) {
+  ScratchDir dir;
+  const std::string path = dir.path("out.txt");
+  write_file_atomic(path, "first version");
+  EXPECT_EQ(test::read_bytes(path), "first version");
+  write_file_atomic(path, std::string_view("new\0bytes", 9));
+  EXPECT_EQ(test::read_bytes(path), std::string("new\0bytes", 9));
+  write_file_atomic(path, "");
+  EXPECT_EQ(test::read_bytes(path), "");
+  EXPECT_EQ(entries(dir.dir()), 1u);  // no temporary left behind
+}
+
+TEST(AtomicFile, RelativePathInCurrentFolder) {
+  ScratchDir dir;
+  const auto cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir.dir());
+  write_file_atomic("plain.txt", "x");
+  std::filesystem::current_path(cwd);
+  EXPECT_EQ(test::read_bytes(dir.path("plain.txt")), "x");
+}
+
+TEST(AtomicFile, MissingFolderIsInputError) {
+  ScratchDir dir;
+  const std::string path = dir.path("no/such/folder/out.txt");
+  EXPECT_TRUE(test::throws_input_error([&] { write_file_atomic(path, "x"); }, {path, "No such file"}));
+  EXPECT_EQ(entries(dir.dir()), 0u);
+}
+
+// rename() cannot replace a folder: the error must leave the folder and no temporary behind.
+TEST(AtomicFile, FailedRenameLeavesNoTemporary) {
+  ScratchDir dir;
+  const std::string path = dir.path("target");
+  std::filesystem::create_directory(path);
+  EXPECT_TRUE(test::throws_input_error([&] { write_file_atomic(path, "x"); }, {path, "cannot replace"}));
+  EXPECT_TRUE(std::filesystem::is_directory(path));
+  EXPECT_EQ(entries(dir.dir()), 1u);
+}
+
+}  // namespace
+}  // namespace caption
