@@ -124,7 +124,8 @@ def main():
     device_name = cpu_model() + f" ({args.threads} threads)" if args.device == "cpu" else gpu_model()
     log = []
     raw = {"device": args.device, "device_name": device_name, "threads": args.threads,
-           "date": datetime.datetime.now().isoformat(timespec="seconds"), "errors": log}
+           "date": datetime.datetime.now().isoformat(timespec="seconds"), "errors": log,
+           "load_average": os.getloadavg()}
 
     peer_args = ["--device", args.device, "--threads", str(args.threads)]
     rows = []
@@ -178,7 +179,9 @@ def main():
     if peer:
         torch_info = f"torch {peer['torch']}, {peer['threads']} threads" + (
             f", cuDNN {peer['cudnn']}, TF32 {'on' if peer['tf32'] else 'off'}" if args.device == "cuda" else "")
-    lines = [f"Engine vs PyTorch on {device_name}, {raw['date']} ({torch_info or 'PyTorch peer unavailable'}).", "",
+    load = ", ".join(f"{x:.1f}" for x in raw["load_average"])
+    lines = [f"Engine vs PyTorch on {device_name}, {raw['date']} ({torch_info or 'PyTorch peer unavailable'}; "
+             f"load average before the run {load}).", "",
              "| work | engine | PyTorch | ratio | device |", "| --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['work']} | {r['engine']} | {r['pytorch']} | {r['ratio']} | {device_name} |")
