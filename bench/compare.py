@@ -64,16 +64,20 @@ def run(cmd, env, timeout, log):
     return p.stdout, None
 
 
-def engine_results(binary, device, min_time, timeout, env, log, extra):
+def engine_results(binary, device, min_time, timeout, env, log):
     """Google Benchmark JSON of `binary`, restricted to `device`; {name without suffix: run}."""
     if not binary.exists():
         log.append({"cmd": [str(binary)], "error": "not built"})
         return {}, None
     out, err = run([binary, "--benchmark_format=json", f"--benchmark_filter=/{device}/",
-                    f"--benchmark_min_time={min_time}"] + extra, env, timeout, log)
+                    f"--benchmark_min_time={min_time}"], env, timeout, log)
     if out is None:
         return {}, err
-    doc = json.loads(out)
+    try:
+        doc = json.loads(out)
+    except json.JSONDecodeError:  # e.g. no benchmark for this device (a build without CUDA)
+        log.append({"cmd": [str(binary)], "error": "no benchmark results: " + out.strip()[-300:]})
+        return {}, None
     runs = {}
     for b in doc.get("benchmarks", []):
         if b.get("run_type", "iteration") != "iteration" or b.get("error_occurred"):
@@ -83,12 +87,15 @@ def engine_results(binary, device, min_time, timeout, env, log, extra):
     return runs, doc
 
 
-def peer_results(script, args, env, timeout, log):
-    out, err = run([sys.executable if not env.get("PEER_PYTHON") else env["PEER_PYTHON"], script] + args + ["--json"],
-                   env, timeout, log)
+def peer_results(python, script, args, env, timeout, log):
+    out, err = run([python, script] + args + ["--json"], env, timeout, log)
     if out is None:
         return None, err
-    return json.loads(out), None
+    try:
+        return json.loads(out), None
+    except json.JSONDecodeError:
+        log.append({"cmd": [str(python), str(script)], "error": "no JSON: " + out.strip()[-300:]})
+        return None, "no JSON"
 
 
 def seconds(run):
@@ -120,10 +127,15 @@ def main():
     # Debian's torch) and torch's intra-op pool.
     env["OPENBLAS_NUM_THREADS"] = str(args.threads)
     env["OMP_NUM_THREADS"] = str(args.threads)
-    env["PEER_PYTHON"] = args.python
+    # Debian's torch runs an OpenMP pool beside OpenBLAS's own pthread pool; with OpenMP's
+    # default spin-waiting the two fight over the cores and PyTorch's CPU step time swings
+    # 2-15x from run to run (seen on 2 cores). Passive waiting gives PyTorch its best, steady
+    # numbers; the engine uses no OpenMP, so this changes nothing on its side.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     device_name = cpu_model() + f" ({args.threads} threads)" if args.device == "cpu" else gpu_model()
     log = []
     raw = {"device": args.device, "device_name": device_name, "threads": args.threads,
+           "env": {k: env[k] for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")},
            "date": datetime.datetime.now().isoformat(timespec="seconds"), "errors": log,
            "load_average": os.getloadavg()}
 
@@ -131,9 +143,9 @@ def main():
     rows = []
 
     eng, raw["engine_train_step"] = engine_results(build / "bench" / "bench_train_step", args.device, args.min_time,
-                                                   args.timeout, env, log, [])
-    peer, err = peer_results(HERE / "peer" / "train_step.py", peer_args + ["--min-time", str(args.peer_time)], env,
-                             args.timeout, log)
+                                                   args.timeout, env, log)
+    peer, _ = peer_results(args.python, HERE / "peer" / "train_step.py",
+                           peer_args + ["--min-time", str(args.peer_time)], env, args.timeout, log)
     raw["peer_train_step"] = peer
     peer_by_key = {(r["B"], r["T"]): r for r in (peer or {}).get("results", [])}
     for name, b in sorted(eng.items(), key=lambda kv: (kv[0].split("/")[3], int(kv[0].split("/")[2][2:]))):
@@ -153,12 +165,16 @@ def main():
 
     if args.kernels:
         keng, raw["engine_kernels"] = engine_results(build / "bench" / "bench_kernels", args.device, args.min_time,
-                                                     args.timeout, env, log, [])
-        kpeer, _ = peer_results(HERE / "peer" / "kernels.py", peer_args + ["--min-time", str(min(args.min_time, 0.5))],
-                                env, args.timeout, log)
+                                                     args.timeout, env, log)
+        kpeer, _ = peer_results(args.python, HERE / "peer" / "kernels.py",
+                                peer_args + ["--min-time", str(min(args.min_time, 0.5))], env, args.timeout, log)
         raw["peer_kernels"] = kpeer
         kpeer_by_name = {r["name"]: r for r in (kpeer or {}).get("results", [])}
-        for name, b in keng.items():
+        # Grouped by op (in registration order), shapes in registration order within each.
+        first = {}
+        for name in keng:
+            first.setdefault(name.split("/")[0], len(first))
+        for name, b in sorted(keng.items(), key=lambda kv: first[kv[0].split("/")[0]]):
             op, _, *shape = name.split("/")
             key = "/".join([op] + shape)
             p = kpeer_by_name.get(key)
@@ -187,8 +203,9 @@ def main():
         lines.append(f"| {r['work']} | {r['engine']} | {r['pytorch']} | {r['ratio']} | {device_name} |")
     if not rows:
         lines.append(f"| (no engine results) | n/a | n/a | n/a | {device_name} |")
-    for e in log:
+    if log:
         lines.append("")
+    for e in log:
         lines.append(f"- {'error' if 'error' in e else 'note'}: " + json.dumps(e))
     table = "\n".join(lines) + "\n"
     print(table)

@@ -127,7 +127,7 @@ if [[ -n $DEPS ]]; then
   have_glibc=$(ldd --version 2>&1 | head -1 | grep -o '[0-9]\+\.[0-9]\+$')
   need_glibc=$(sed -n 's/^needs GLIBC: GLIBC_//p' "$DEPS/MANIFEST")
   libstdcxx=$(readlink -f "$(c++ -print-file-name=libstdc++.so.6)")
-  have_cxx=$(strings "$libstdcxx" 2>/dev/null | grep -o '^GLIBCXX_[0-9.]*$' | sort -V | tail -1)
+  have_cxx=$(grep -ao 'GLIBCXX_[0-9][0-9.]*[0-9]' "$libstdcxx" | sort -u -V | tail -1)
   need_cxx=$(sed -n 's/^needs GLIBCXX: //p' "$DEPS/MANIFEST")
   echo "glibc: have $have_glibc, need $need_glibc; libstdc++ ($libstdcxx): have $have_cxx, need $need_cxx"
   if [[ $(printf '%s\n%s\n' "$need_glibc" "$have_glibc" | sort -V | head -1) != "$need_glibc" ||
@@ -152,7 +152,9 @@ fi
 echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
 
 # ---------------------------------------------------------------- configure, build
-cfg=(-S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90
+GEN=Ninja
+command -v ninja >/dev/null || GEN="Unix Makefiles"
+cfg=(-S . -B "$BUILD" -G "$GEN" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90
   # CMake 4 refuses the carried Debian package files' old cmake_policy(VERSION 2.6...).
   -DCMAKE_POLICY_VERSION_MINIMUM=3.5)
 [[ -n $NVCC ]] && cfg+=(-DCMAKE_CUDA_COMPILER="$NVCC")
@@ -161,7 +163,7 @@ BUILT=0
 if step "configure" 120 cmake "${cfg[@]}" "${CMAKE_EXTRA[@]}"; then
   grep -E '^(BLAS_[a-z]+_LIBRARY|CBLAS_INCLUDE_DIR|PNG_LIBRARY_RELEASE|CUDNN_LIBRARY|CUDA_cublas_LIBRARY|benchmark_DIR|nlohmann_json_DIR|CLI11_DIR|CAPTION_CUDA)[:=]' \
     "$BUILD/CMakeCache.txt"
-  step "build" 300 ninja -C "$BUILD" -j "$(nproc)" && BUILT=1
+  step "build" 300 cmake --build "$BUILD" -j "$(nproc)" && BUILT=1
 else
   skip "build" "configure failed"
 fi

@@ -8,6 +8,7 @@ wall clock per call on the CPU, CUDA events around each call on the GPU.
 """
 import argparse
 import json
+import sys
 import time
 
 import torch
@@ -34,7 +35,14 @@ class Timer:
         self.device, self.min_time = device, min_time
 
     def __call__(self, fn, prepare=None):
-        """Seconds per call of fn; prepare() runs untimed before each call."""
+        """Seconds per call of fn (None if it fails: one op's failure must not lose the rest)."""
+        try:
+            return self._time(fn, prepare)
+        except Exception as e:  # noqa: BLE001
+            print(f"kernels.py: {fn}: {type(e).__name__}: {e}", file=sys.stderr)
+            return None
+
+    def _time(self, fn, prepare):
         cuda = self.device.type == "cuda"
         for _ in range(3):
             if prepare:
@@ -171,11 +179,12 @@ def main():
     torch.manual_seed(0)
     timer = Timer(dev, args.min_time)
     results = {}
-    for B, T in SHAPES:
-        results.update(token_ops(dev, timer, B, T))
-    for B in BATCHES:
-        results.update(batch_ops(dev, timer, B))
-    results.update(param_ops(dev, timer))
+    groups = [(token_ops, (B, T)) for B, T in SHAPES] + [(batch_ops, (B,)) for B in BATCHES] + [(param_ops, ())]
+    for fn, args_ in groups:
+        try:
+            results.update({k: v for k, v in fn(dev, timer, *args_).items() if v is not None})
+        except Exception as e:  # noqa: BLE001 -- report and go on with the other groups
+            print(f"kernels.py: {fn.__name__}{args_}: {type(e).__name__}: {e}", file=sys.stderr)
     doc = {"torch": torch.__version__, "device": args.device, "threads": torch.get_num_threads(),
            "tf32": args.tf32, "results": [{"name": k, "seconds": v} for k, v in results.items()]}
     if args.json:
