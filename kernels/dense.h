@@ -12,7 +12,8 @@ namespace cpu {
 void dense_forward(const float* x, const float* W, const float* b, float* y, int M, int N, int K,
                    Activation act);
 // dy [M,N] is clobbered (turned into the pre-activation gradient). y is the forward output
-// (its sign gives the ReLU mask). dx [M,K] may be null; dW [N,K] and db [N] are overwritten.
+// (its sign gives the ReLU mask). dx [M,K] may be null, or alias x (dW is computed first);
+// dW [N,K] and db [N] are overwritten.
 void dense_backward(const float* x, const float* W, const float* y, float* dy, float* dx, float* dW,
                     float* db, int M, int N, int K, Activation act);
 }  // namespace cpu

@@ -44,23 +44,30 @@ TokenBatch make_batch(const CaptionDataset& data, const FeatureTable& features, 
   return b;
 }
 
-std::vector<std::vector<size_t>> epoch_batches(size_t n, int batch, uint64_t seed, int epoch) {
+std::vector<std::vector<size_t>> epoch_batches(const CaptionDataset& data, int batch, uint64_t seed, int epoch) {
+  const size_t n = data.tokens.size(), window = size_t(batch) * 50;
   std::vector<size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   std::mt19937_64 rng(seed * 1000003 + epoch);
   std::shuffle(order.begin(), order.end(), rng);
+  for (size_t i = 0; i < n; i += window)
+    std::stable_sort(order.begin() + i, order.begin() + std::min(n, i + window),
+                     [&](size_t a, size_t b) { return data.tokens[a].size() < data.tokens[b].size(); });
   std::vector<std::vector<size_t>> out;
   for (size_t i = 0; i < n; i += batch)
     out.emplace_back(order.begin() + i, order.begin() + std::min(n, i + batch));
+  std::shuffle(out.begin(), out.end(), rng);
   return out;
 }
 
-std::vector<std::vector<size_t>> sequential_batches(size_t n, int batch) {
+std::vector<std::vector<size_t>> evaluation_batches(const CaptionDataset& data, int batch) {
+  std::vector<size_t> order(data.tokens.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return data.tokens[a].size() < data.tokens[b].size(); });
   std::vector<std::vector<size_t>> out;
-  for (size_t i = 0; i < n; i += batch) {
-    out.emplace_back();
-    for (size_t j = i; j < std::min(n, i + batch); ++j) out.back().push_back(j);
-  }
+  for (size_t i = 0; i < order.size(); i += batch)
+    out.emplace_back(order.begin() + i, order.begin() + std::min(order.size(), i + batch));
   return out;
 }
 

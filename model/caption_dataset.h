@@ -25,10 +25,12 @@ CaptionDataset build_dataset(const std::vector<CaptionRecord>& records, const st
 // The captions at `indices`, padded with 0 to the longest one.
 TokenBatch make_batch(const CaptionDataset& data, const FeatureTable& features, const size_t* indices, int count);
 
-// A shuffled epoch (a function of seed and epoch only, so that a resumed run sees the same
-// batches), cut into batches of at most `batch` captions.
-std::vector<std::vector<size_t>> epoch_batches(size_t n, int batch, uint64_t seed, int epoch);
-// In order, for evaluation.
-std::vector<std::vector<size_t>> sequential_batches(size_t n, int batch);
+// A shuffled epoch, a function of (seed, epoch) only so that a resumed run sees the same
+// batches. Captions are shuffled, sorted by length within windows of 50 batches, cut into
+// batches of at most `batch`, and the batches shuffled: batches hold captions of similar
+// length, so little work goes to padding, while the order stays random.
+std::vector<std::vector<size_t>> epoch_batches(const CaptionDataset& data, int batch, uint64_t seed, int epoch);
+// Every caption once, sorted by length (the summed loss does not depend on the order).
+std::vector<std::vector<size_t>> evaluation_batches(const CaptionDataset& data, int batch);
 
 }  // namespace caption

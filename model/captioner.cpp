@@ -49,7 +49,8 @@ void decode_group(Decoder& dec, const float* features, int n, const DecodeOption
         int r = img * K + k;
         if (alive[r].logp == kDead) continue;
         const float* row = lp.data() + size_t(r) * V;
-        for (int32_t v = Vocabulary::kEnd; v < V; ++v) cands.push_back({alive[r].logp + row[v], r, v});
+        for (int32_t v = Vocabulary::kEnd; v < V; ++v)
+          if (opt.allow_unk || v != Vocabulary::kUnk) cands.push_back({alive[r].logp + row[v], r, v});
       }
       // The best 2K candidates hold K that do not end, whatever ends among them.
       size_t keep = std::min(cands.size(), size_t(2 * K));
@@ -68,14 +69,26 @@ void decode_group(Decoder& dec, const float* features, int n, const DecodeOption
         tokens[r] = cands[c].token;
         next[r] = std::move(h);
       }
-      if (int(finished[img].size()) >= K) done[img] = 1;
+      // Done once K captions have finished and no live beam can still beat the worst of
+      // them: log-probabilities only fall as words are added (exact for length_penalty 0,
+      // the usual heuristic otherwise).
+      auto& fin = finished[img];
+      std::sort(fin.begin(), fin.end(), [&](const Hypothesis& a, const Hypothesis& b) {
+        return normalized(a, opt.length_penalty) > normalized(b, opt.length_penalty);
+      });
+      if (int(fin.size()) > K) fin.resize(K);
+      double best_alive = kDead;
+      for (int k = 0; k < K; ++k)
+        if (next[img * K + k].logp != kDead) best_alive = std::max(best_alive, normalized(next[img * K + k], opt.length_penalty));
+      if (int(fin.size()) >= K && best_alive <= normalized(fin.back(), opt.length_penalty)) done[img] = 1;
+      if (best_alive == kDead) done[img] = 1;
     }
     alive.swap(next);
     if (K > 1) dec.reorder(state, parent.data());
   }
   for (int img = 0; img < n; ++img) {
     auto& pool = finished[img];
-    if (int(pool.size()) < K)  // out of steps: live beams count as they are
+    if (!done[img])  // out of steps: live beams compete as they are
       for (int k = 0; k < K; ++k)
         if (alive[img * K + k].logp != kDead) pool.push_back(alive[img * K + k]);
     auto best = std::max_element(pool.begin(), pool.end(), [&](const Hypothesis& a, const Hypothesis& b) {

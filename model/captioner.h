@@ -15,6 +15,7 @@ struct DecodeOptions {
   float length_penalty = 0.f;  // finished score = sum log p / (words + 1)^length_penalty
   int max_len = 40;
   int batch = 64;  // images decoded together (rows = batch * beam)
+  bool allow_unk = true;  // false: never emit <unk> either
 };
 
 // Token ids (without <start>/<end>) of the best caption for each of the `count` images in

@@ -61,8 +61,8 @@ std::vector<float> decoder_init(const DecoderDims& d, uint64_t seed) {
 
 struct Decoder::Workspace {
   int B = 0, T = 0;  // capacity
-  PoolBuffer<float> features, feat_drop, a, da, emb, demb, h, c, gates, m, z, dz, logits, loss, lse;
-  PoolBuffer<int32_t> inputs, targets;
+  PoolBuffer<float> features, feat_drop, a, da, emb, demb, h, c, gates, m, mc, z, dz, logits, loss, lse;
+  PoolBuffer<int32_t> inputs, targets, rows;  // rows: output row r is position rows[r] of [B*T]
   // inference
   int iB = 0;
   PoolBuffer<float> ia, ih, ic, ih2, ix, igates, im, iz, ilogits, ilse;
@@ -132,36 +132,37 @@ void Decoder::ensure_workspace(int B, int T) {
   auto i = [&](PoolBuffer<int32_t>& b, size_t n) { b = PoolBuffer<int32_t>(); b = PoolBuffer<int32_t>(pool, n, st); };
   f(w.features, B * D), f(w.feat_drop, B * D), f(w.a, B * H), f(w.da, B * H);
   f(w.emb, N * E), f(w.demb, N * E), f(w.h, N * H), f(w.c, N * H), f(w.gates, N * 4 * H);
-  f(w.m, N * H), f(w.z, N * H), f(w.dz, N * H), f(w.logits, N * V), f(w.loss, N), f(w.lse, N);
-  i(w.inputs, N), i(w.targets, N);
+  f(w.m, N * H), f(w.mc, N * H), f(w.z, N * H), f(w.dz, N * H), f(w.logits, N * V), f(w.loss, N), f(w.lse, N);
+  i(w.inputs, N), i(w.targets, N), i(w.rows, N);
   w.B = B;
   w.T = T;
 }
 
-int Decoder::upload_batch(const TokenBatch& batch) {
+int Decoder::upload_batch(const TokenBatch& batch, bool compact) {
   const int B = batch.B, T = batch.T, D = dims_.feature_dim;
   if (batch.features.size() != size_t(B) * D || batch.tokens.size() != size_t(B) * (T + 1))
     throw std::logic_error("decoder: batch buffers do not match B/T");
   ensure_workspace(B, T);
-  std::vector<int32_t> inputs(size_t(B) * T), targets(size_t(B) * T);
-  int count = 0;
+  std::vector<int32_t> inputs(size_t(B) * T), targets, rows;
   for (int b = 0; b < B; ++b)
     for (int t = 0; t < T; ++t) {
       int32_t in = batch.tokens[size_t(b) * (T + 1) + t], out = batch.tokens[size_t(b) * (T + 1) + t + 1];
       if (in < 0 || in >= dims_.vocab_size || out < 0 || out >= dims_.vocab_size)
         throw std::out_of_range("decoder: token id outside the vocabulary");
       inputs[size_t(b) * T + t] = in;
-      targets[size_t(b) * T + t] = out;
-      count += out != 0;
+      if (compact && out == 0) continue;
+      targets.push_back(out);
+      rows.push_back(b * T + t);
     }
   Workspace& w = *ws_;
   ctx_.upload(w.features.data(), batch.features.data(), batch.features.size() * sizeof(float));
   ctx_.upload(w.inputs.data(), inputs.data(), inputs.size() * sizeof(int32_t));
   ctx_.upload(w.targets.data(), targets.data(), targets.size() * sizeof(int32_t));
-  return count;
+  ctx_.upload(w.rows.data(), rows.data(), rows.size() * sizeof(int32_t));
+  return int(rows.size());
 }
 
-void Decoder::forward(int B, int T, float p, uint64_t seed, uint64_t step) {
+void Decoder::forward(int B, int T, int rows, float p, uint64_t seed, uint64_t step) {
   const Exec ex = ctx_.exec();
   Workspace& w = *ws_;
   const int D = dims_.feature_dim, E = dims_.embed_dim, H = dims_.hidden_dim, V = dims_.vocab_size;
@@ -175,24 +176,25 @@ void Decoder::forward(int B, int T, float p, uint64_t seed, uint64_t step) {
   lstm_forward(ex, {B, T, E, H}, w.emb.data(), {at(kWih), at(kWhh), at(kBih), at(kBhh)},
                {w.h.data(), w.c.data(), w.gates.data()});
   broadcast_add(ex, w.h.data(), w.a.data(), w.m.data(), B, T, H);
-  dense_forward(ex, w.m.data(), at(kFcW), at(kFcB), w.z.data(), N, H, H, Activation::ReLU);
-  dense_forward(ex, w.z.data(), at(kOutW), at(kOutB), w.logits.data(), N, V, H, Activation::None);
+  // The output layers see only the rows that have a target (a row gather is an embedding lookup).
+  embedding_forward(ex, w.m.data(), w.rows.data(), rows, H, w.mc.data());
+  dense_forward(ex, w.mc.data(), at(kFcW), at(kFcB), w.z.data(), rows, H, H, Activation::ReLU);
+  dense_forward(ex, w.z.data(), at(kOutW), at(kOutB), w.logits.data(), rows, V, H, Activation::None);
 }
 
-LossSum Decoder::sum_loss(int B, int T, int count) {
+LossSum Decoder::sum_loss(int rows) {
   Workspace& w = *ws_;
-  const int N = B * T;
-  softmax_xent_forward(ctx_.exec(), w.logits.data(), w.targets.data(), N, dims_.vocab_size, w.loss.data(),
+  softmax_xent_forward(ctx_.exec(), w.logits.data(), w.targets.data(), rows, dims_.vocab_size, w.loss.data(),
                        w.lse.data());
-  std::vector<float> loss(N);
-  ctx_.download(loss.data(), w.loss.data(), N * sizeof(float));
+  std::vector<float> loss(rows);
+  ctx_.download(loss.data(), w.loss.data(), loss.size() * sizeof(float));
   LossSum s;
   for (float l : loss) s.sum += l;
-  s.count = count;
+  s.count = rows;  // compact rows: every one has a real target
   return s;
 }
 
-void Decoder::backward(int B, int T, int count, float p, uint64_t seed, uint64_t step) {
+void Decoder::backward(int B, int T, int rows, float p, uint64_t seed, uint64_t step) {
   const Exec ex = ctx_.exec();
   Workspace& w = *ws_;
   const int D = dims_.feature_dim, E = dims_.embed_dim, H = dims_.hidden_dim, V = dims_.vocab_size;
@@ -201,15 +203,17 @@ void Decoder::backward(int B, int T, int count, float p, uint64_t seed, uint64_t
   float* G = grads_.data();
   auto at = [&](int k) { return P + specs_[k].offset; };
   auto grad = [&](int k) { return G + specs_[k].offset; };
-  // Mean over non-padding targets; the logits buffer becomes its own gradient.
-  softmax_xent_backward(ex, w.logits.data(), w.targets.data(), w.lse.data(), N, V,
-                        count > 0 ? 1.f / count : 0.f, w.logits.data());
+  // Mean over the target rows; the logits buffer becomes its own gradient.
+  softmax_xent_backward(ex, w.logits.data(), w.targets.data(), w.lse.data(), rows, V,
+                        rows > 0 ? 1.f / rows : 0.f, w.logits.data());
   dense_backward(ex, w.z.data(), at(kOutW), w.logits.data(), w.logits.data(), w.dz.data(), grad(kOutW),
-                 grad(kOutB), N, V, H, Activation::None);
-  // d(h + a) lands in m's buffer; the image branch takes its sum over time first, because
-  // the LSTM backward clobbers it.
-  dense_backward(ex, w.m.data(), at(kFcW), w.z.data(), w.dz.data(), w.m.data(), grad(kFcW), grad(kFcB), N, H,
-                 H, Activation::ReLU);
+                 grad(kOutB), rows, V, H, Activation::None);
+  dense_backward(ex, w.mc.data(), at(kFcW), w.z.data(), w.dz.data(), w.mc.data(), grad(kFcW), grad(kFcB), rows,
+                 H, H, Activation::ReLU);
+  // Scatter back to [B*T] with zero rows at padding: the backward of a gather is an
+  // embedding backward over positions (no padding id: -1).
+  embedding_backward(ex, w.mc.data(), w.rows.data(), rows, H, N, -1, w.m.data());
+  // The image branch takes d(h + a) summed over time before the LSTM backward clobbers it.
   broadcast_add_backward(ex, w.m.data(), w.da.data(), B, T, H);
   lstm_backward(ex, {B, T, E, H}, w.emb.data(), {at(kWih), at(kWhh), at(kBih), at(kBhh)},
                 {w.h.data(), w.c.data(), w.gates.data()}, w.m.data(), w.demb.data(),
@@ -221,23 +225,23 @@ void Decoder::backward(int B, int T, int count, float p, uint64_t seed, uint64_t
 }
 
 LossSum Decoder::train_step(const TokenBatch& batch, float dropout, uint64_t seed, uint64_t step) {
-  int count = upload_batch(batch);
-  forward(batch.B, batch.T, dropout, seed, step);
-  LossSum s = sum_loss(batch.B, batch.T, count);
-  backward(batch.B, batch.T, count, dropout, seed, step);
+  int rows = upload_batch(batch, true);
+  forward(batch.B, batch.T, rows, dropout, seed, step);
+  LossSum s = sum_loss(rows);
+  backward(batch.B, batch.T, rows, dropout, seed, step);
   return s;
 }
 
 LossSum Decoder::evaluate(const TokenBatch& batch) {
-  int count = upload_batch(batch);
-  forward(batch.B, batch.T, 0.f, 0, 0);
-  return sum_loss(batch.B, batch.T, count);
+  int rows = upload_batch(batch, true);
+  forward(batch.B, batch.T, rows, 0.f, 0, 0);
+  return sum_loss(rows);
 }
 
 std::vector<float> Decoder::forward_logits(const TokenBatch& batch) {
-  upload_batch(batch);
-  forward(batch.B, batch.T, 0.f, 0, 0);
-  std::vector<float> logits(size_t(batch.B) * batch.T * dims_.vocab_size);
+  int rows = upload_batch(batch, false);
+  forward(batch.B, batch.T, rows, 0.f, 0, 0);
+  std::vector<float> logits(size_t(rows) * dims_.vocab_size);
   ctx_.download(logits.data(), ws_->logits.data(), logits.size() * sizeof(float));
   return logits;
 }

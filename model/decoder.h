@@ -99,10 +99,13 @@ class Decoder {
  private:
   struct Workspace;
   void ensure_workspace(int B, int T);
-  int upload_batch(const TokenBatch& batch);  // returns non-padding target count
-  void forward(int B, int T, float dropout, uint64_t seed, uint64_t step);
-  LossSum sum_loss(int B, int T, int count);
-  void backward(int B, int T, int count, float dropout, uint64_t seed, uint64_t step);
+  // Uploads features, inputs and the output rows: only the positions with a real target
+  // when `compact` (padding positions cost no output-layer work), else all B*T. Returns
+  // the number of output rows.
+  int upload_batch(const TokenBatch& batch, bool compact);
+  void forward(int B, int T, int rows, float dropout, uint64_t seed, uint64_t step);
+  LossSum sum_loss(int rows);
+  void backward(int B, int T, int rows, float dropout, uint64_t seed, uint64_t step);
 
   Context& ctx_;
   DecoderDims dims_;

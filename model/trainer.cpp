@@ -110,7 +110,7 @@ std::vector<std::string> read_metrics(const std::string& path, int epochs) {
 
 LossSum evaluate_all(Decoder& dec, const CaptionDataset& data, const FeatureTable& features, int batch) {
   LossSum total;
-  for (const auto& idx : sequential_batches(data.tokens.size(), batch)) {
+  for (const auto& idx : evaluation_batches(data, batch)) {
     LossSum s = dec.evaluate(make_batch(data, features, idx.data(), int(idx.size())));
     total.sum += s.sum;
     total.count += s.count;
@@ -198,7 +198,7 @@ void train(const TrainOptions& opt, TrainObserver& obs) {
   const Exec ex = ctx.exec();
   for (int epoch = ck.epoch + 1; epoch <= opt.epochs; ++epoch) {
     auto t0 = Clock::now();
-    auto batches = epoch_batches(train_data.tokens.size(), opt.batch, opt.seed, epoch);
+    auto batches = epoch_batches(train_data, opt.batch, opt.seed, epoch);
     LossSum total;
     for (size_t i = 0; i < batches.size(); ++i) {
       TokenBatch b = make_batch(train_data, features, batches[i].data(), int(batches[i].size()));

@@ -224,3 +224,29 @@ TEST(Decoder, CudaTrainingStepMakesNoCudaMallocAfterWarmup) {
 
 }  // namespace
 }  // namespace caption
+
+namespace caption {
+namespace {
+
+TEST(Decoder, NoUnkNeverEmitsUnk) {
+  Golden g = load_golden();
+  Context ctx(Device::CPU);
+  Decoder dec(ctx, g.dims);
+  auto state = g.state("params");
+  auto& out_bias = state.at("out.bias").data;
+  out_bias[Vocabulary::kUnk] += 50.f;  // <unk> dominates every step
+  dec.load(state, "golden");
+  for (int beam : {1, 3}) {
+    DecodeOptions opt;
+    opt.max_len = 6;
+    opt.beam = beam;
+    auto with = generate(dec, g.batch.features.data(), g.batch.B, opt);
+    EXPECT_EQ(with[0], std::vector<int32_t>(opt.max_len - 1, Vocabulary::kUnk));
+    opt.allow_unk = false;
+    for (auto& caption : generate(dec, g.batch.features.data(), g.batch.B, opt))
+      for (int32_t id : caption) EXPECT_NE(id, Vocabulary::kUnk);
+  }
+}
+
+}  // namespace
+}  // namespace caption

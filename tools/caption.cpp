@@ -14,7 +14,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    std::fprintf(stderr, "caption: error: %s (see --help)\n", e.what());  // one line, as every error
+    return e.get_exit_code();
   }
   for (auto& cmd : commands) {
     if (!cmd.app->parsed()) continue;

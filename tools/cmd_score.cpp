@@ -33,13 +33,13 @@ Command add_score(CLI::App& app) {
             CaptionDataset data =
                 build_dataset(records, images, features, model.files.vocab, model.files.config.decoder.max_len);
             LossSum total;
-            for (const auto& idx : sequential_batches(data.tokens.size(), std::max(1, a->batch))) {
+            for (const auto& idx : evaluation_batches(data, std::max(1, a->batch))) {
               LossSum s = model.decoder->evaluate(make_batch(data, features, idx.data(), int(idx.size())));
               total.sum += s.sum;
               total.count += s.count;
             }
             double loss = total.count ? total.sum / total.count : NAN;
-            nlohmann::json out = {{"loss", loss},
+            nlohmann::ordered_json out = {{"loss", loss},
                                   {"perplexity", std::exp(loss)},
                                   {"tokens", total.count},
                                   {"captions", data.tokens.size()}};

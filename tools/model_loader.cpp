@@ -23,4 +23,23 @@ void check_features(const FeatureTable& features, const std::string& path, const
   if (features.images.empty()) throw InputError(path, "no image features in the file");
 }
 
+FeatureTable select_images(const FeatureTable& features, const std::vector<std::string>& images,
+                           const std::string& list_path) {
+  std::vector<char> keep(features.images.size(), 0);
+  for (const auto& name : images) {
+    auto row = features.find(name);
+    if (!row) throw InputError(list_path, "image '" + name + "' is not in the features file");
+    keep[*row] = 1;
+  }
+  FeatureTable out;
+  out.dim = features.dim;
+  for (size_t i = 0; i < keep.size(); ++i) {
+    if (!keep[i]) continue;
+    out.images.push_back(features.images[i]);
+    out.data.insert(out.data.end(), features.row(i), features.row(i) + features.dim);
+  }
+  out.reindex();
+  return out;
+}
+
 }  // namespace caption::cli

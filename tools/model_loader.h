@@ -19,5 +19,8 @@ struct LoadedModel {
 LoadedModel load_model(const std::string& dir, Device device);
 // InputError naming the features file when its dimension differs from the model's.
 void check_features(const FeatureTable& features, const std::string& path, const LoadedModel& model);
+// The rows of `images` in the table's order; InputError naming `list_path` if one is absent.
+FeatureTable select_images(const FeatureTable& features, const std::vector<std::string>& images,
+                           const std::string& list_path);
 
 }  // namespace caption::cli

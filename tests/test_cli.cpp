@@ -1,0 +1,169 @@
+// The `caption` binary end to end on a tiny synthetic data set: train, resume, score,
+// describe, and one-line errors for bad input.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "model/features.h"
+#include "model/safetensors.h"
+#include "tests/io_test_util.h"
+#include "tests/test_util.h"
+
+namespace caption {
+namespace {
+
+struct CliRun {
+  int status;
+  std::string output;  // stdout and stderr together
+};
+
+CliRun run(const std::string& args) {
+  std::string cmd = std::string(CAPTION_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// 12 images whose 8-d features say which of three subjects they show; captions follow.
+class CliData {
+ public:
+  CliData() {
+    const char* subjects[3] = {"dog runs on grass", "man rides a bike", "girl swims in the pool"};
+    FeatureTable f;
+    f.dim = 8;
+    std::string captions, train, val;
+    for (int i = 0; i < 12; ++i) {
+      std::string name = "img" + std::to_string(i) + ".jpg";
+      f.images.push_back(name);
+      auto v = test::random_vector(8, i, -0.1f, 0.1f);
+      v[i % 3] += 1.f;
+      f.data.insert(f.data.end(), v.begin(), v.end());
+      for (int k = 0; k < 2; ++k) captions += name + "#" + std::to_string(k) + "\tA " + subjects[i % 3] + " .\n";
+      (i < 9 ? train : val) += name + "\n";
+    }
+    f.reindex();
+    write_features(dir.path("features.safetensors"), f);
+    test::write_bytes(dir.path("captions.txt"), captions);
+    test::write_bytes(dir.path("train.txt"), train);
+    test::write_bytes(dir.path("val.txt"), val);
+  }
+  std::string train_args(const std::string& out, int epochs) const {
+    return "train --captions " + dir.path("captions.txt") + " --features " + dir.path("features.safetensors") +
+           " --train-list " + dir.path("train.txt") + " --val-list " + dir.path("val.txt") +
+           " --min-count 1 --batch 4 --lr 0.01 --seed 5 --device cpu --epochs " + std::to_string(epochs) +
+           " --out " + dir.path(out);
+  }
+  test::ScratchDir dir;
+};
+
+TEST(Cli, TrainWritesModelMetricsAndCheckpoint) {
+  CliData d;
+  CliRun r = run(d.train_args("m", 3));
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (auto f : {"config.json", "vocab.txt", "decoder.safetensors", "checkpoint.safetensors", "metrics.jsonl", "loss.png"})
+    EXPECT_TRUE(std::filesystem::exists(d.dir.path("m/") + f)) << f;
+  std::ifstream metrics(d.dir.path("m/metrics.jsonl"));
+  std::vector<nlohmann::json> lines;
+  for (std::string l; std::getline(metrics, l);) lines.push_back(nlohmann::json::parse(l));
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_LT(lines[2]["train_loss"].get<double>(), lines[0]["train_loss"].get<double>());
+  for (auto& l : lines)
+    for (auto key : {"epoch", "train_loss", "val_loss", "tokens_per_s", "seconds"}) EXPECT_TRUE(l.contains(key)) << key;
+  auto weights = read_safetensors(d.dir.path("m/decoder.safetensors"));
+  EXPECT_EQ(weights.tensors.at("img_fc.weight").shape, (std::vector<int64_t>{256, 8}));
+  EXPECT_EQ(weights.tensors.size(), 11u);
+}
+
+TEST(Cli, ResumeContinuesBitExactly) {
+  CliData d;
+  ASSERT_EQ(run(d.train_args("full", 3)).status, 0);
+  ASSERT_EQ(run(d.train_args("part", 1)).status, 0);
+  CliRun r = run(d.train_args("part", 3) + " --resume");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("resuming after epoch 1"), std::string::npos) << r.output;
+  EXPECT_EQ(slurp(d.dir.path("full/checkpoint.safetensors")), slurp(d.dir.path("part/checkpoint.safetensors")));
+  EXPECT_EQ(slurp(d.dir.path("full/decoder.safetensors")), slurp(d.dir.path("part/decoder.safetensors")));
+  auto losses = [&](const std::string& m) {
+    std::ifstream in(d.dir.path(m + "/metrics.jsonl"));
+    std::vector<double> out;
+    for (std::string l; std::getline(in, l);) out.push_back(nlohmann::json::parse(l)["train_loss"]);
+    return out;
+  };
+  EXPECT_EQ(losses("full"), losses("part"));
+}
+
+TEST(Cli, ScoreAndDescribe) {
+  CliData d;
+  ASSERT_EQ(run(d.train_args("m", 20)).status, 0);
+  std::string model = " --model " + d.dir.path("m") + " --device cpu";
+  CliRun s = run("score" + model + " --features " + d.dir.path("features.safetensors") + " --captions " +
+              d.dir.path("captions.txt") + " --images " + d.dir.path("val.txt"));
+  ASSERT_EQ(s.status, 0) << s.output;
+  auto j = nlohmann::json::parse(s.output);
+  EXPECT_EQ(j["captions"], 6);
+  EXPECT_GT(j["tokens"].get<int>(), 6 * 4);
+  EXPECT_NEAR(j["perplexity"].get<double>(), std::exp(j["loss"].get<double>()), 1e-9);
+
+  for (int beam : {1, 3}) {
+    CliRun r = run("describe" + model + " --features " + d.dir.path("features.safetensors") + " --beam " +
+                std::to_string(beam) + " --output " + d.dir.path("out.jsonl"));
+    ASSERT_EQ(r.status, 0) << r.output;
+    std::ifstream in(d.dir.path("out.jsonl"));
+    int i = 0;
+    for (std::string l; std::getline(in, l); ++i) {
+      EXPECT_EQ(l.rfind("{\"image\":", 0), 0u) << l;  // key order of the contract
+      auto line = nlohmann::json::parse(l);
+      EXPECT_EQ(line["image"], "img" + std::to_string(i) + ".jpg");
+      // The features say which subject: a trained model names it.
+      const char* word[3] = {"dog", "bike", "pool"};
+      EXPECT_NE(line["caption"].get<std::string>().find(word[i % 3]), std::string::npos) << l << " beam " << beam;
+    }
+    EXPECT_EQ(i, 12);
+  }
+}
+
+// One line on stderr, naming the file, and a non-zero exit.
+void expect_one_line_error(const CliRun& r, const std::string& mentions) {
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find(mentions), std::string::npos) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+}
+
+TEST(Cli, BadInputGivesOneLineErrors) {
+  CliData d;
+  ASSERT_EQ(run(d.train_args("m", 1)).status, 0);
+  std::string model = " --model " + d.dir.path("m") + " --device cpu";
+  expect_one_line_error(run("describe --model " + d.dir.path("nope") + " --features " +
+                            d.dir.path("features.safetensors")), "nope");
+  // Features of the wrong dimension for the model.
+  FeatureTable f;
+  f.dim = 5;
+  f.images = {"x.jpg"};
+  f.data.assign(5, 0.f);
+  f.reindex();
+  write_features(d.dir.path("f5.safetensors"), f);
+  expect_one_line_error(run("describe" + model + " --features " + d.dir.path("f5.safetensors")), "f5.safetensors");
+  // A truncated features file.
+  std::string bytes = slurp(d.dir.path("features.safetensors"));
+  test::write_bytes(d.dir.path("cut.safetensors"), bytes.substr(0, bytes.size() / 2));
+  expect_one_line_error(run("describe" + model + " --features " + d.dir.path("cut.safetensors")), "cut.safetensors");
+  // Malformed config.json.
+  test::write_bytes(d.dir.path("m/config.json"), "{\"format\": ");
+  expect_one_line_error(run("describe" + model + " --features " + d.dir.path("features.safetensors")), "config.json");
+  // A caption line without a tab.
+  test::write_bytes(d.dir.path("captions.txt"), "img0.jpg#0 no tab here\n");
+  expect_one_line_error(run(d.train_args("m2", 1)), "captions.txt");
+}
+
+}  // namespace
+}  // namespace caption

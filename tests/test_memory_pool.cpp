@@ -1,0 +1,107 @@
+#include "runtime/memory_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdlib>
+
+namespace caption {
+namespace {
+
+// Counts backing calls and refuses past a byte limit: a fake device for the pool's logic.
+class CountingAllocator : public BackingAllocator {
+ public:
+  explicit CountingAllocator(size_t capacity) : capacity_(capacity) {}
+  void* allocate(size_t bytes) override {
+    if (used_ + bytes > capacity_) return nullptr;
+    used_ += bytes;
+    return std::aligned_alloc(MemoryPool::kAlignment, bytes);
+  }
+  void deallocate(void* p) override { std::free(p); }
+
+ private:
+  size_t capacity_, used_ = 0;
+};
+
+
+TEST(MemoryPool, AlignsAndTracksStatistics) {
+  MemoryPool pool(Device::CPU, std::make_unique<CountingAllocator>(1 << 30), 0, 1 << 20);
+  void* a = pool.allocate(3);
+  void* b = pool.allocate(1000);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a) % MemoryPool::kAlignment, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(b) % MemoryPool::kAlignment, 0u);
+  EXPECT_NE(a, b);
+  auto s = pool.stats();
+  EXPECT_EQ(s.bytes_in_use, 256u + 1024u);
+  EXPECT_EQ(s.backing_allocs, 1u);  // both carved from one chunk
+  pool.deallocate(a);
+  EXPECT_EQ(pool.stats().bytes_in_use, 1024u);
+  EXPECT_EQ(pool.stats().peak_bytes, 1280u);
+  pool.deallocate(b);
+}
+
+TEST(MemoryPool, ReusesFreedMemoryWithoutNewBackingCalls) {
+  MemoryPool pool(Device::CPU, std::make_unique<CountingAllocator>(1 << 30), 0, 1 << 20);
+  for (int round = 0; round < 5; ++round) {
+    std::vector<void*> ptrs;
+    for (size_t bytes : {4096, 100000, 77, 300000}) ptrs.push_back(pool.allocate(bytes));
+    for (void* p : ptrs) pool.deallocate(p);
+  }
+  EXPECT_EQ(pool.stats().backing_allocs, 1u);
+  // Freed neighbours coalesce: the whole chunk is one block again.
+  void* big = pool.allocate(1 << 20);
+  EXPECT_EQ(pool.stats().backing_allocs, 1u);
+  pool.deallocate(big);
+}
+
+TEST(MemoryPool, StreamsHaveSeparateArenas) {
+  MemoryPool pool(Device::CPU, std::make_unique<CountingAllocator>(1 << 30), 0, 1 << 20);
+  auto s1 = reinterpret_cast<Stream>(uintptr_t(1)), s2 = reinterpret_cast<Stream>(uintptr_t(2));
+  void* a = pool.allocate(100, s1);
+  void* b = pool.allocate(100, s2);
+  EXPECT_EQ(pool.stats().backing_allocs, 2u);
+  pool.deallocate(a);
+  pool.deallocate(b);
+}
+
+TEST(MemoryPool, LimitGivesClearOutOfMemory) {
+  MemoryPool pool(Device::CPU, std::make_unique<CountingAllocator>(1 << 30), 4 << 20, 1 << 20);
+  void* a = pool.allocate(3 << 20);
+  try {
+    pool.allocate(2 << 20);
+    FAIL() << "expected OutOfMemory";
+  } catch (const OutOfMemory& e) {
+    EXPECT_NE(std::string(e.what()).find("limit 4 MiB"), std::string::npos) << e.what();
+  }
+  pool.deallocate(a);
+  void* b = pool.allocate(2 << 20);  // fits in the freed chunk
+  pool.deallocate(b);
+}
+
+TEST(MemoryPool, BackingRefusalIsOutOfMemory) {
+  MemoryPool pool(Device::CPU, std::make_unique<CountingAllocator>(2 << 20), 0, 1 << 20);
+  void* a = pool.allocate(1 << 20);
+  EXPECT_THROW(pool.allocate(3 << 20), OutOfMemory);
+  pool.deallocate(a);
+}
+
+TEST(MemoryPool, ReleaseUnusedReturnsEmptyChunks) {
+  MemoryPool pool(Device::CPU, std::make_unique<CountingAllocator>(1 << 30), 0, 1 << 20);
+  void* keep = pool.allocate(100);
+  void* big = pool.allocate(4 << 20);  // its own chunk
+  pool.deallocate(big);
+  pool.release_unused();
+  auto s = pool.stats();
+  EXPECT_EQ(s.backing_frees, 1u);
+  EXPECT_EQ(s.bytes_reserved, size_t(1) << 20);
+  pool.deallocate(keep);
+}
+
+TEST(MemoryPool, ForeignPointerIsRejected) {
+  MemoryPool pool(Device::CPU);
+  int x = 0;
+  EXPECT_THROW(pool.deallocate(&x), std::logic_error);
+}
+
+}  // namespace
+}  // namespace caption
