@@ -17,6 +17,7 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 LOG=$OUT/gpu-check.log
 exec > >(tee "$LOG") 2>&1
+TEE_PID=$!
 
 T0=$(date +%s)
 DEADLINE=$((T0 + ${GPU_CHECK_SECONDS:-470}))  # the device call is given 8 minutes or more
@@ -236,3 +237,5 @@ fi
 } >"$OUT/summary.md"
 say "summary ($OUT/summary.md)"
 cat "$OUT/summary.md"
+exec >&- 2>&-
+wait "$TEE_PID" 2>/dev/null  # let tee write the log's last lines before the run returns
