@@ -1,0 +1,144 @@
+// One whole training step of the decoder (Decoder::train_step, then adam_step) as the trainer
+// runs it, at B=64 and 256, on the CPU and, when a device answers, on CUDA.
+// Two kinds of batch: every caption 14 tokens long (T=13 targets, no padding), and
+// Flickr8k-like lengths padded to the longest caption of each batch ("T:flickr").
+// bench/peer/train_step.py draws the very same token batches (same generator, same arithmetic)
+// for the PyTorch side of bench/compare.py.
+// Counters: tokens_per_s (non-padding targets per second, wall clock), tokens_per_step, and
+// pool_allocs, the backing allocations (cudaMalloc on CUDA) made after warm-up: it must be 0.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/adam.h"
+#include "model/decoder.h"
+#include "runtime/context.h"
+
+namespace caption {
+namespace {
+
+constexpr int kE = 50, kH = 256, kV = 1660, kD = 1024;
+constexpr float kDropout = 0.3f;
+constexpr int kDistinctBatches = 8;  // cycled through, so varied lengths vary between steps
+constexpr uint64_t kTokenSeed = 2024;
+
+Context& context(Device d) {
+  static std::unique_ptr<Context> ctx[2];
+  auto& c = ctx[d == Device::CUDA];
+  if (!c) c = std::make_unique<Context>(d);
+  return *c;
+}
+
+// SplitMix64: tiny, and reproducible bit for bit in Python (bench/peer/train_step.py).
+struct SplitMix64 {
+  uint64_t state;
+  uint64_t next() {
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return double(next() >> 11) * 0x1.0p-53; }
+};
+
+// Caption token lists <start>=1, words, <end>=2. Words per caption ~ N(11, 3.8) (Flickr8k's
+// cleaned captions; the normal approximated by a sum of four uniforms) clipped to [1, 38], so
+// that captions fit max_len 40; fixed_T > 0 gives every caption fixed_T - 1 words instead.
+// Word ids 4..V-1 are skewed towards small ids (frequent words first, as in the vocabulary).
+std::vector<TokenBatch> make_batches(int B, int fixed_T, int V, int D) {
+  SplitMix64 rng{kTokenSeed};
+  std::mt19937 feat_rng(7);
+  std::uniform_real_distribution<float> feat(0.f, 1.f);
+  std::vector<TokenBatch> batches(kDistinctBatches);
+  for (auto& batch : batches) {
+    std::vector<std::vector<int32_t>> caps(B);
+    int longest = 0;
+    for (auto& cap : caps) {
+      int words = fixed_T - 1;
+      if (fixed_T <= 0) {
+        double u1 = rng.uniform(), u2 = rng.uniform(), u3 = rng.uniform(), u4 = rng.uniform();
+        double z = (u1 + u2 + u3 + u4 - 2.0) * std::sqrt(3.0);
+        words = std::clamp(int(std::floor(11.0 + 3.8 * z + 0.5)), 1, 38);
+      }
+      cap.push_back(1);
+      for (int w = 0; w < words; ++w) {
+        double u = rng.uniform();
+        cap.push_back(4 + int(std::floor((V - 4) * (u * u))));
+      }
+      cap.push_back(2);
+      longest = std::max(longest, int(cap.size()));
+    }
+    batch.B = B;
+    batch.T = longest - 1;
+    batch.tokens.assign(size_t(B) * longest, 0);
+    for (int b = 0; b < B; ++b) std::copy(caps[b].begin(), caps[b].end(), batch.tokens.begin() + size_t(b) * longest);
+    batch.features.resize(size_t(B) * D);
+    for (auto& x : batch.features) x = feat(feat_rng);
+  }
+  return batches;
+}
+
+void train_step(benchmark::State& st, Device d, int B, int fixed_T) {
+  Context& ctx = context(d);
+  const DecoderDims dims{kD, kE, kH, kV};
+  Decoder dec(ctx, dims);
+  dec.set_flat(decoder_init(dims, 1), dec.params());
+  const size_t n = dec.num_params();
+  const Stream s = ctx.exec().stream;
+  PoolBuffer<float> m(ctx.pool(), n, s), v(ctx.pool(), n, s);
+  ctx.zero(m.data(), n * sizeof(float));
+  ctx.zero(v.data(), n * sizeof(float));
+  const auto batches = make_batches(B, fixed_T, kV, kD);
+  const Exec ex = ctx.exec();
+  const AdamConfig adam;
+  long step = 0;
+  auto one_step = [&](const TokenBatch& b) {
+    LossSum loss = dec.train_step(b, kDropout, 1234, uint64_t(step));
+    adam_step(ex, dec.params(), dec.grads(), m.data(), v.data(), n, adam, ++step);
+    return loss.count;
+  };
+  // Warm-up on the longest batch sizes the workspace once and for all.
+  one_step(*std::max_element(batches.begin(), batches.end(),
+                             [](const TokenBatch& a, const TokenBatch& b) { return a.T < b.T; }));
+  ctx.synchronize();
+  const size_t allocs = ctx.pool().stats().backing_allocs;
+  int64_t tokens = 0;
+  size_t i = 0;
+  for (auto _ : st) {
+    tokens += one_step(batches[i++ % batches.size()]);
+    ctx.synchronize();
+  }
+  st.counters["tokens_per_s"] = benchmark::Counter(double(tokens), benchmark::Counter::kIsRate);
+  st.counters["tokens_per_step"] = double(tokens) / double(std::max<int64_t>(1, st.iterations()));
+  st.counters["pool_allocs"] = double(ctx.pool().stats().backing_allocs - allocs);
+}
+
+void register_all(Device d) {
+  for (int B : {64, 256})
+    for (int T : {13, 0}) {
+      std::string name = std::string("train_step/") + device_name(d) + "/B:" + std::to_string(B) +
+                         "/T:" + (T > 0 ? std::to_string(T) : "flickr");
+      benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { train_step(st, d, B, T); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
+}
+
+}  // namespace
+}  // namespace caption
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  caption::register_all(caption::Device::CPU);
+  if (caption::cuda_available()) caption::register_all(caption::Device::CUDA);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

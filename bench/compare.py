@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Engine vs PyTorch, in one run on one machine: runs the Google Benchmark binaries
+(bench_train_step, and bench_kernels with --kernels) and the PyTorch peers in bench/peer/
+with the same thread count, and prints ONE markdown table:
+
+  | work | engine | PyTorch | ratio | device |
+
+ratio is engine throughput / PyTorch throughput (above 1: the engine is faster). With
+--out DIR it also writes DIR/<device>-<date>.md (the table) and .json (every raw result).
+
+  /usr/bin/python3 bench/compare.py --build build --device cpu --threads 2 --out bench/results
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def gpu_model():
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=30)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip().splitlines()[0]
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return "unknown GPU"
+
+
+def run(cmd, env, timeout, log):
+    """Runs cmd; returns (stdout, error message or None)."""
+    print("+ " + " ".join(str(c) for c in cmd), file=sys.stderr, flush=True)
+    try:
+        p = subprocess.run([str(c) for c in cmd], env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        log.append({"cmd": [str(c) for c in cmd], "error": f"timed out after {timeout} s"})
+        return None, f"timed out after {timeout} s"
+    except OSError as e:
+        log.append({"cmd": [str(c) for c in cmd], "error": str(e)})
+        return None, str(e)
+    if p.stderr:
+        sys.stderr.write(p.stderr[-4000:])
+    if p.returncode != 0:
+        err = f"exit {p.returncode}: {p.stderr.strip()[-300:]}"
+        log.append({"cmd": [str(c) for c in cmd], "error": err})
+        return None, err
+    return p.stdout, None
+
+
+def engine_results(binary, device, min_time, timeout, env, log):
+    """Google Benchmark JSON of `binary`, restricted to `device`; {name without suffix: run}."""
+    if not binary.exists():
+        log.append({"cmd": [str(binary)], "error": "not built"})
+        return {}, None
+    out, err = run([binary, "--benchmark_format=json", f"--benchmark_filter=/{device}/",
+                    f"--benchmark_min_time={min_time}"], env, timeout, log)
+    if out is None:
+        return {}, err
+    try:
+        doc = json.loads(out)
+    except json.JSONDecodeError:  # e.g. no benchmark for this device (a build without CUDA)
+        log.append({"cmd": [str(binary)], "error": "no benchmark results: " + out.strip()[-300:]})
+        return {}, None
+    runs = {}
+    for b in doc.get("benchmarks", []):
+        if b.get("run_type", "iteration") != "iteration" or b.get("error_occurred"):
+            continue
+        name = re.sub(r"/(real|manual)_time$", "", b["name"])
+        runs[name] = b
+    return runs, doc
+
+
+def peer_results(python, script, args, env, timeout, log):
+    out, err = run([python, script] + args + ["--json"], env, timeout, log)
+    if out is None:
+        return None, err
+    try:
+        return json.loads(out), None
+    except json.JSONDecodeError:
+        log.append({"cmd": [str(python), str(script)], "error": "no JSON: " + out.strip()[-300:]})
+        return None, "no JSON"
+
+
+def seconds(run):
+    """Seconds per iteration of a Google Benchmark run (real or manual time)."""
+    scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[run.get("time_unit", "ns")]
+    return run["real_time"] * scale
+
+
+def fmt_time(s):
+    return f"{s * 1e3:.2f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} µs"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default="build", help="CMake build folder (holds bench/bench_*)")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads for both sides")
+    ap.add_argument("--python", default=sys.executable, help="Python with torch for the peers")
+    ap.add_argument("--kernels", action="store_true", help="also compare the ops one by one")
+    ap.add_argument("--min-time", type=float, default=0.5, help="Google Benchmark min time per benchmark (s)")
+    ap.add_argument("--peer-time", type=float, default=2.0, help="PyTorch seconds timed per configuration")
+    ap.add_argument("--timeout", type=int, default=900, help="seconds allowed to each benchmark process")
+    ap.add_argument("--out", help="folder for <device>-<date>.md and .json")
+    args = ap.parse_args()
+
+    build = Path(args.build)
+    env = dict(os.environ)
+    # One thread budget for both sides: OpenBLAS (the engine's CPU GEMMs, and the BLAS of
+    # Debian's torch) and torch's intra-op pool.
+    env["OPENBLAS_NUM_THREADS"] = str(args.threads)
+    env["OMP_NUM_THREADS"] = str(args.threads)
+    # Debian's torch runs an OpenMP pool beside OpenBLAS's own pthread pool; with OpenMP's
+    # default spin-waiting the two fight over the cores and PyTorch's CPU step time swings
+    # 2-15x from run to run (seen on 2 cores). Passive waiting gives PyTorch its best, steady
+    # numbers; the engine uses no OpenMP, so this changes nothing on its side.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    device_name = cpu_model() + f" ({args.threads} threads)" if args.device == "cpu" else gpu_model()
+    log = []
+    raw = {"device": args.device, "device_name": device_name, "threads": args.threads,
+           "env": {k: env[k] for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")},
+           "date": datetime.datetime.now().isoformat(timespec="seconds"), "errors": log,
+           "load_average": os.getloadavg()}
+
+    peer_args = ["--device", args.device, "--threads", str(args.threads)]
+    rows = []
+
+    eng, raw["engine_train_step"] = engine_results(build / "bench" / "bench_train_step", args.device, args.min_time,
+                                                   args.timeout, env, log)
+    peer, _ = peer_results(args.python, HERE / "peer" / "train_step.py",
+                           peer_args + ["--min-time", str(args.peer_time)], env, args.timeout, log)
+    raw["peer_train_step"] = peer
+    peer_by_key = {(r["B"], r["T"]): r for r in (peer or {}).get("results", [])}
+    for name, b in sorted(eng.items(), key=lambda kv: (kv[0].split("/")[3], int(kv[0].split("/")[2][2:]))):
+        _, _, bs, ts = name.split("/")
+        B, T = int(bs[2:]), ts[2:]
+        e_tps = b.get("tokens_per_s")
+        p = peer_by_key.get((B, T))
+        rows.append({
+            "work": f"train step B={B} T={T}",
+            "engine": f"{e_tps:,.0f} tok/s ({fmt_time(seconds(b))})",
+            "pytorch": f"{p['tokens_per_s']:,.0f} tok/s ({p['ms_per_step']:.2f} ms)" if p else "n/a",
+            # Same batches on both sides, so tokens/s ratios are step-time ratios.
+            "ratio": f"{e_tps / p['tokens_per_s']:.2f}×" if p else "n/a",
+        })
+        if b.get("pool_allocs", 0):
+            log.append({"warning": f"{name}: {b['pool_allocs']:.0f} pool allocations after warm-up"})
+
+    if args.kernels:
+        keng, raw["engine_kernels"] = engine_results(build / "bench" / "bench_kernels", args.device, args.min_time,
+                                                     args.timeout, env, log)
+        kpeer, _ = peer_results(args.python, HERE / "peer" / "kernels.py",
+                                peer_args + ["--min-time", str(min(args.min_time, 0.5))], env, args.timeout, log)
+        raw["peer_kernels"] = kpeer
+        kpeer_by_name = {r["name"]: r for r in (kpeer or {}).get("results", [])}
+        # Grouped by op (in registration order), shapes in registration order within each.
+        first = {}
+        for name in keng:
+            first.setdefault(name.split("/")[0], len(first))
+        for name, b in sorted(keng.items(), key=lambda kv: first[kv[0].split("/")[0]]):
+            op, _, *shape = name.split("/")
+            key = "/".join([op] + shape)
+            p = kpeer_by_name.get(key)
+            t = seconds(b)
+            rate = ""
+            if "flop_per_s" in b:
+                rate = f", {b['flop_per_s'] / 1e9:.1f} GFLOP/s"
+            elif "bytes_per_s" in b:
+                rate = f", {b['bytes_per_s'] / 1e9:.1f} GB/s"
+            rows.append({
+                "work": op + " " + " ".join(s.replace(":", "=") for s in shape),
+                "engine": fmt_time(t) + rate,
+                "pytorch": fmt_time(p["seconds"]) if p else "n/a",
+                "ratio": f"{p['seconds'] / t:.2f}×" if p else "n/a",
+            })
+
+    torch_info = ""
+    if peer:
+        torch_info = f"torch {peer['torch']}, {peer['threads']} threads" + (
+            f", cuDNN {peer['cudnn']}, TF32 {'on' if peer['tf32'] else 'off'}" if args.device == "cuda" else "")
+    load = ", ".join(f"{x:.1f}" for x in raw["load_average"])
+    lines = [f"Engine vs PyTorch on {device_name}, {raw['date']} ({torch_info or 'PyTorch peer unavailable'}; "
+             f"load average before the run {load}).", "",
+             "| work | engine | PyTorch | ratio | device |", "| --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['work']} | {r['engine']} | {r['pytorch']} | {r['ratio']} | {device_name} |")
+    if not rows:
+        lines.append(f"| (no engine results) | n/a | n/a | n/a | {device_name} |")
+    if log:
+        lines.append("")
+    for e in log:
+        lines.append(f"- {'error' if 'error' in e else 'note'}: " + json.dumps(e))
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        slug = re.sub(r"[^a-z0-9]+", "-", f"{args.device} {device_name}".lower()).strip("-")
+        stem = out / f"{slug}-{datetime.datetime.now().strftime('%Y-%m-%d-%H%M')}"
+        stem.with_suffix(".md").write_text(table)
+        stem.with_suffix(".json").write_text(json.dumps(raw, indent=1))
+        print(f"wrote {stem}.md and {stem}.json", file=sys.stderr)
+    return 1 if not rows else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
