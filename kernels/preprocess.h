@@ -1,0 +1,28 @@
+#pragma once
+// uint8 RGB images [N,H,W,3] -> normalised float NHWC [N,H,W,3], the network's input.
+//   Caffe (Keras ResNet50 preprocess_input): channels reordered to BGR, minus [103.939, 116.779, 123.68]
+//   (B, G, R means), no scaling.
+//   Torch (torchvision): RGB, (x/255 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225].
+#include <cstdint>
+
+#include "runtime/exec.h"
+
+namespace caption {
+
+enum class Normalization { Caffe, Torch };
+
+namespace cpu {
+void preprocess_images(const uint8_t* images, int N, int H, int W, Normalization norm, float* out);
+}
+namespace cuda {
+// `images` is device memory (uploaded from pinned host buffers by the caller).
+void preprocess_images(const Exec& ex, const uint8_t* images, int N, int H, int W, Normalization norm, float* out);
+}
+
+inline void preprocess_images(const Exec& ex, const uint8_t* images, int N, int H, int W, Normalization norm,
+                              float* out) {
+  if (ex.cuda()) CAPTION_CUDA_CALL(cuda::preprocess_images(ex, images, N, H, W, norm, out));
+  else cpu::preprocess_images(images, N, H, W, norm, out);
+}
+
+}  // namespace caption
