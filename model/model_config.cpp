@@ -62,8 +62,15 @@ ModelConfig load_model_config(const std::string& path) {
     throw InputError(path, "format: expected \"" + std::string(kFormat) + "\", found " + fmt->dump());
   cfg.format = kFormat;
 
+  if (auto enc = cfg.raw.find("encoder"); enc != cfg.raw.end()) cfg.encoder = parse_encoder_config(*enc, path);
   auto dec = cfg.raw.find("decoder");
-  if (dec == cfg.raw.end()) throw InputError(path, "decoder: missing");
+  if (dec == cfg.raw.end()) {
+    if (cfg.encoder) {
+      cfg.has_decoder = false;
+      return cfg;
+    }
+    throw InputError(path, "decoder: missing (a model needs a decoder, an encoder or both)");
+  }
   if (!dec->is_object()) throw InputError(path, "decoder: expected an object");
   DecoderConfig& d = cfg.decoder;
   if (!dec->contains("feature_dim")) throw InputError(path, "decoder.feature_dim: missing");
@@ -84,6 +91,12 @@ ModelConfig load_model_config(const std::string& path) {
 void save_model_config(const std::string& path, const ModelConfig& cfg) {
   json out = cfg.raw.is_object() ? cfg.raw : json::object();
   out["format"] = cfg.format;
+  if (cfg.encoder) out["encoder"] = encoder_config_json(*cfg.encoder);
+  if (!cfg.has_decoder) {
+    out.erase("decoder");
+    write_file_atomic(path, out.dump(2) + "\n");
+    return;
+  }
   json& dec = out["decoder"];
   if (!dec.is_object()) dec = json::object();
   const DecoderConfig& d = cfg.decoder;

@@ -1,7 +1,10 @@
 #pragma once
 // config.json of a model directory: the format tag and the decoder's hyperparameters and files.
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+
+#include "model/encoder_config.h"
 
 namespace caption {
 
@@ -17,12 +20,14 @@ struct DecoderConfig {
 
 struct ModelConfig {
   std::string format = "caption-model/1";
+  bool has_decoder = true;  // a model dir from import-keras holds only an encoder
   DecoderConfig decoder;
-  nlohmann::json raw;  // the whole file, so that unknown keys (e.g. "encoder") survive a rewrite
+  std::optional<EncoderConfig> encoder;
+  nlohmann::json raw;  // the whole file, so that unknown keys survive a rewrite
 };
 
-// "format" must be "caption-model/1" and "decoder.feature_dim" present; the other decoder keys
-// default as above. A missing required key or a wrong type or range is an InputError naming the
+// "format" must be "caption-model/1", and a "decoder" (with "feature_dim"; the other keys
+// default as above) or an "encoder" object (model/encoder_config.h) or both be present. A missing required key or a wrong type or range is an InputError naming the
 // key; unknown keys are kept in raw and otherwise ignored.
 ModelConfig load_model_config(const std::string& path);
 

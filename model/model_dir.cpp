@@ -16,9 +16,11 @@ ModelFiles load_model_dir(const std::string& dir) {
   ModelFiles m;
   m.dir = dir;
   m.config = load_model_config(join_path(dir, "config.json"));
-  m.vocab = Vocabulary::load(join_path(dir, m.config.decoder.vocab));
-  auto weights_path = join_path(dir, m.config.decoder.weights);
-  m.decoder_weights = read_safetensors(weights_path).tensors;
+  if (m.config.has_decoder) {
+    m.vocab = Vocabulary::load(join_path(dir, m.config.decoder.vocab));
+    m.decoder_weights = read_safetensors(join_path(dir, m.config.decoder.weights)).tensors;
+  }
+  if (m.config.encoder) m.encoder_weights = read_safetensors(join_path(dir, m.config.encoder->weights)).tensors;
   return m;
 }
 

@@ -12,11 +12,12 @@ namespace caption {
 struct ModelFiles {
   std::string dir;
   ModelConfig config;
-  Vocabulary vocab;
-  std::map<std::string, Tensor> decoder_weights;
+  Vocabulary vocab;                               // with a decoder
+  std::map<std::string, Tensor> decoder_weights;  // with a decoder
+  std::map<std::string, Tensor> encoder_weights;  // with an encoder
 };
 
-// Reads and cross-checks the files (vocab size against embed/out shapes is checked by Decoder::load).
+// Reads the files the config names (shapes are checked by Decoder::load and ResNet50).
 ModelFiles load_model_dir(const std::string& dir);
 // Writes each file atomically; creates the directory if needed.
 void save_model_dir(const std::string& dir, const ModelConfig& config, const Vocabulary& vocab,

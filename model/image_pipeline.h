@@ -1,0 +1,23 @@
+#pragma once
+// Images to features in batches: worker threads decode and resize whole batches while the
+// calling thread runs the encoder on the previous one. At most `threads + 1` batches are in
+// memory at once, so a collection of any size runs in bounded memory. Results come back in
+// input order; an image that fails to load is reported and left out, never stops the run.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "model/resnet50.h"
+
+namespace caption {
+
+struct EncodedBatch {
+  std::vector<size_t> indices;  // into the input paths, ascending
+  std::vector<float> features;  // [indices.size(), feature_dim]
+};
+
+void encode_images(ResNet50& encoder, const std::vector<std::string>& paths, int batch, int threads,
+                   const std::function<void(const EncodedBatch&)>& on_batch,
+                   const std::function<void(size_t index, const std::string& error)>& on_error);
+
+}  // namespace caption

@@ -1,0 +1,160 @@
+#include "model/resnet50.h"
+
+#include <cmath>
+
+#include "kernels/pool.h"
+#include "kernels/preprocess.h"
+#include "runtime/error.h"
+
+namespace caption {
+namespace {
+
+constexpr int kBlocks[4] = {3, 4, 6, 3};
+constexpr int kWidth[4] = {64, 128, 256, 512};  // bottleneck width; the block outputs 4x
+
+const Tensor& find(const std::map<std::string, Tensor>& w, const std::string& name, const std::vector<int64_t>& shape,
+                   const std::string& source) {
+  auto it = w.find(name);
+  if (it == w.end()) throw InputError(source, "missing tensor '" + name + "'");
+  if (it->second.shape != shape) {
+    std::string want, got;
+    for (auto n : shape) want += (want.empty() ? "" : ",") + std::to_string(n);
+    for (auto n : it->second.shape) got += (got.empty() ? "" : ",") + std::to_string(n);
+    throw InputError(source, "tensor '" + name + "' has shape [" + got + "], expected [" + want + "]");
+  }
+  return it->second;
+}
+
+}  // namespace
+
+// conv weight [K,C,R,S] (OIHW) and BN (gamma, beta, mean, var) become KRSC weights scaled by
+// gamma/sqrt(var+eps) and a bias beta - mean*gamma/sqrt(var+eps), folded in double.
+ResNet50::Conv ResNet50::fold(const std::map<std::string, Tensor>& weights, const std::string& conv,
+                              const std::string& bn, int stride, int pad, std::vector<float>& flat,
+                              const std::string& source) {
+  auto wit = weights.find(conv + ".weight");
+  if (wit == weights.end()) throw InputError(source, "missing tensor '" + conv + ".weight'");
+  const auto& shape = wit->second.shape;
+  if (shape.size() != 4) throw InputError(source, "tensor '" + conv + ".weight' is not 4-D");
+  Conv c{int(shape[1]), int(shape[0]), int(shape[2]), int(shape[3]), stride, pad, 0, 0};
+  const Tensor& w = wit->second;
+  const Tensor& g = find(weights, bn + ".weight", {c.K}, source);
+  const Tensor& beta = find(weights, bn + ".bias", {c.K}, source);
+  const Tensor& mean = find(weights, bn + ".running_mean", {c.K}, source);
+  const Tensor& var = find(weights, bn + ".running_var", {c.K}, source);
+  c.w = flat.size();
+  flat.resize(flat.size() + size_t(c.K) * c.R * c.S * c.C);
+  c.b = flat.size();
+  flat.resize(flat.size() + c.K);
+  flat.resize((flat.size() + 63) / 64 * 64);  // keep every tensor 256-byte aligned
+  for (int k = 0; k < c.K; ++k) {
+    double scale = g.data[k] / std::sqrt(double(var.data[k]) + cfg_.bn_eps);
+    flat[c.b + k] = float(beta.data[k] - mean.data[k] * scale);
+    for (int ch = 0; ch < c.C; ++ch)
+      for (int r = 0; r < c.R; ++r)
+        for (int s = 0; s < c.S; ++s)
+          flat[c.w + ((size_t(k) * c.R + r) * c.S + s) * c.C + ch] =
+              float(w.data[((size_t(k) * c.C + ch) * c.R + r) * c.S + s] * scale);
+  }
+  return c;
+}
+
+ResNet50::ResNet50(Context& ctx, const EncoderConfig& cfg, const std::map<std::string, Tensor>& weights,
+                   const std::string& source, bool tf32)
+    : ctx_(ctx), cfg_(cfg), tf32_(tf32) {
+  std::vector<float> flat;
+  conv1_ = fold(weights, "conv1", "bn1", 2, 3, flat, source);
+  if (conv1_.C != 3 || conv1_.K != 64 || conv1_.R != 7 || conv1_.S != 7)
+    throw InputError(source, "conv1.weight must be [64,3,7,7]");
+  int in = 64;
+  for (int stage = 0; stage < cfg.stages - 1; ++stage)
+    for (int b = 0; b < kBlocks[stage]; ++b) {
+      const std::string p = "layer" + std::to_string(stage + 1) + "." + std::to_string(b) + ".";
+      const int stride = stage > 0 && b == 0 ? 2 : 1;
+      Block blk;
+      blk.c1 = fold(weights, p + "conv1", p + "bn1", cfg.stride_in_1x1 ? stride : 1, 0, flat, source);
+      blk.c2 = fold(weights, p + "conv2", p + "bn2", cfg.stride_in_1x1 ? 1 : stride, 1, flat, source);
+      blk.c3 = fold(weights, p + "conv3", p + "bn3", 1, 0, flat, source);
+      const int width = kWidth[stage];
+      for (auto [c, name, C, K, R] : {std::tuple{&blk.c1, "conv1", in, width, 1}, {&blk.c2, "conv2", width, width, 3},
+                                      {&blk.c3, "conv3", width, 4 * width, 1}})
+        if (c->C != C || c->K != K || c->R != R || c->S != R)
+          throw InputError(source, "tensor '" + p + name + ".weight' does not have ResNet50's shape");
+      blk.down = b == 0;
+      if (blk.down) {
+        blk.ds = fold(weights, p + "downsample.0", p + "downsample.1", stride, 0, flat, source);
+        if (blk.ds.C != in || blk.ds.K != 4 * width || blk.ds.R != 1)
+          throw InputError(source, "tensor '" + p + "downsample.0.weight' does not have ResNet50's shape");
+      }
+      blocks_.push_back(blk);
+      in = 4 * width;
+    }
+  params_ = PoolBuffer<float>(ctx.pool(), flat.size(), ctx.exec().stream);
+  ctx.upload(params_.data(), flat.data(), flat.size() * sizeof(float));
+}
+
+ResNet50::~ResNet50() = default;
+
+void ResNet50::ensure_buffers(int N) {
+  if (N <= capacity_) return;
+  // Every activation of a bottleneck ResNet holds at most 16 floats per input pixel
+  // (conv1: (S/2)^2 * 64, layer1: (S/4)^2 * 256).
+  const size_t S = cfg_.image_size + 1;
+  const size_t per_image = S * S * 16;
+  MemoryPool& pool = ctx_.pool();
+  Stream st = ctx_.exec().stream;
+  pixels_ = PoolBuffer<uint8_t>();
+  pixels_ = PoolBuffer<uint8_t>(pool, size_t(N) * S * S * 3, st);
+  for (auto& b : buf_) {
+    b = PoolBuffer<float>();
+    b = PoolBuffer<float>(pool, N * per_image, st);
+  }
+  features_ = PoolBuffer<float>(pool, size_t(N) * feature_dim(), st);
+  capacity_ = N;
+}
+
+void ResNet50::run_conv(const Conv& c, int N, int H, int W, const float* x, const float* residual, bool relu,
+                        float* y, int* P, int* Q) {
+  ConvShape s{N, H, W, c.C, c.K, c.R, c.S, c.stride, c.pad};
+  const float* base = params_.data();
+  conv2d(ctx_.exec(), s, x, ConvParams{base + c.w, base + c.b, residual, relu, tf32_}, y);
+  *P = s.P();
+  *Q = s.Q();
+}
+
+void ResNet50::encode(const uint8_t* images, int N, float* features) {
+  ensure_buffers(N);
+  const Exec ex = ctx_.exec();
+  const int S = cfg_.image_size;
+  ctx_.upload(pixels_.data(), images, size_t(N) * S * S * 3);
+  float* x = buf_[0].data();
+  float* t1 = buf_[1].data();
+  float* t2 = buf_[2].data();
+  float* ds = buf_[3].data();
+  float* out = buf_[4].data();
+  preprocess_images(ex, pixels_.data(), N, S, S, cfg_.preprocess, out);
+  int H = S, W = S, P, Q;
+  run_conv(conv1_, N, H, W, out, nullptr, true, t1, &P, &Q);
+  PoolShape ps{N, P, Q, 64, 3, 2, 1};
+  maxpool2d(ex, ps, t1, x);
+  H = ps.P(), W = ps.Q();
+  int C = 64;
+  for (const Block& b : blocks_) {
+    int H1, W1, H2, W2;
+    run_conv(b.c1, N, H, W, x, nullptr, true, t1, &H1, &W1);
+    run_conv(b.c2, N, H1, W1, t1, nullptr, true, t2, &H2, &W2);
+    const float* identity = x;
+    if (b.down) {
+      int Hd, Wd;
+      run_conv(b.ds, N, H, W, x, nullptr, false, ds, &Hd, &Wd);
+      identity = ds;
+    }
+    run_conv(b.c3, N, H2, W2, t2, identity, true, out, &H, &W);
+    std::swap(x, out);
+    C = b.c3.K;
+  }
+  global_avgpool(ex, N, H, W, C, x, features_.data());
+  ctx_.download(features, features_.data(), size_t(N) * C * sizeof(float));
+}
+
+}  // namespace caption

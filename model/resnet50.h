@@ -1,0 +1,62 @@
+#pragma once
+// ResNet50 image encoder in inference form: BatchNorm folded into each convolution's weights
+// and bias at load, NHWC activations, every convolution one conv2d call with its bias, ReLU
+// and (for the last conv of a block) the residual fused. Output: global average pool of the
+// last stage (layer4: 2048-d, or layer3 for the 4-stage "C4" trunk: 1024-d).
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "kernels/conv2d.h"
+#include "model/encoder_config.h"
+#include "runtime/context.h"
+#include "runtime/tensor.h"
+
+namespace caption {
+
+class ResNet50 {
+ public:
+  // Weights with torchvision's names and layouts (fc.* and num_batches_tracked ignored); a
+  // missing or mis-shaped tensor is an InputError naming it and `source`.
+  ResNet50(Context& ctx, const EncoderConfig& cfg, const std::map<std::string, Tensor>& weights,
+           const std::string& source, bool tf32 = false);
+  ~ResNet50();
+  ResNet50(const ResNet50&) = delete;
+  ResNet50& operator=(const ResNet50&) = delete;
+
+  int feature_dim() const { return cfg_.feature_dim(); }
+  const EncoderConfig& config() const { return cfg_; }
+  // images: N RGB uint8 images [N, S, S, 3] (S = image_size) on the host;
+  // features: [N, feature_dim] on the host.
+  void encode(const uint8_t* images, int N, float* features);
+
+ private:
+  struct Conv {
+    int C, K, R, S, stride, pad;
+    size_t w, b;  // offsets into the parameter buffer
+  };
+  struct Block {
+    Conv c1, c2, c3;
+    bool down;
+    Conv ds;
+  };
+  Conv fold(const std::map<std::string, Tensor>& weights, const std::string& conv, const std::string& bn, int stride,
+            int pad, std::vector<float>& flat, const std::string& source);
+  void run_conv(const Conv& c, int N, int H, int W, const float* x, const float* residual, bool relu, float* y,
+                int* P, int* Q);
+  void ensure_buffers(int N);
+
+  Context& ctx_;
+  EncoderConfig cfg_;
+  bool tf32_;
+  Conv conv1_;
+  std::vector<Block> blocks_;
+  PoolBuffer<float> params_;
+  int capacity_ = 0;  // images the activation buffers hold
+  PoolBuffer<uint8_t> pixels_;
+  PoolBuffer<float> buf_[5];
+  PoolBuffer<float> features_;
+};
+
+}  // namespace caption

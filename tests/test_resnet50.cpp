@@ -1,0 +1,177 @@
+// The whole ResNet50 encoder against torchvision (tests/golden/make_resnet_golden.py): a v1.5
+// network with hash-formula weights (all 5 stages, torch preprocessing) and the shared MSRA C4
+// weights (stride_in_1x1, caffe preprocessing), on CPU and CUDA.
+#include "model/resnet50.h"
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "model/safetensors.h"
+#include "runtime/error.h"
+#include "tests/test_util.h"
+
+namespace caption {
+namespace {
+
+// The generator's formulas, repeated exactly.
+uint32_t fnv1a(const std::string& s) {
+  uint32_t h = 2166136261u;
+  for (unsigned char b : s) h = (h ^ b) * 16777619u;
+  return h;
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+Tensor synthetic(const std::string& name, std::vector<int64_t> shape) {
+  Tensor t;
+  t.shape = shape;
+  size_t n = 1;
+  for (auto d : shape) n *= size_t(d);
+  t.data.resize(n);
+  const uint64_t h = fnv1a(name);
+  for (size_t i = 0; i < n; ++i) {
+    double u = double((uint64_t(i) * 2654435761ull + h) % (1ull << 32)) / 4294967296.0;
+    double v;
+    if (shape.size() == 4) v = (u - 0.5) * 2 * std::sqrt(6.0 / double(shape[1] * shape[2] * shape[3]));
+    else if (ends_with(name, "running_var") || ends_with(name, ".weight")) v = 0.5 + u;
+    else v = (u - 0.5) * 0.2;
+    t.data[i] = float(v);
+  }
+  return t;
+}
+
+std::map<std::string, Tensor> synthetic_resnet50() {
+  std::map<std::string, Tensor> w;
+  auto conv_bn = [&](const std::string& conv, const std::string& bn, int64_t K, int64_t C, int64_t R) {
+    w[conv + ".weight"] = synthetic(conv + ".weight", {K, C, R, R});
+    for (auto p : {".weight", ".bias", ".running_mean", ".running_var"}) w[bn + p] = synthetic(bn + p, {K});
+  };
+  conv_bn("conv1", "bn1", 64, 3, 7);
+  const int blocks[4] = {3, 4, 6, 3}, width[4] = {64, 128, 256, 512};
+  int in = 64;
+  for (int l = 0; l < 4; ++l)
+    for (int b = 0; b < blocks[l]; ++b) {
+      std::string p = "layer" + std::to_string(l + 1) + "." + std::to_string(b) + ".";
+      conv_bn(p + "conv1", p + "bn1", width[l], in, 1);
+      conv_bn(p + "conv2", p + "bn2", width[l], width[l], 3);
+      conv_bn(p + "conv3", p + "bn3", 4 * width[l], width[l], 1);
+      if (b == 0) conv_bn(p + "downsample.0", p + "downsample.1", 4 * width[l], in, 1);
+      in = 4 * width[l];
+    }
+  return w;
+}
+
+std::vector<uint8_t> images(int n, int size) {
+  std::vector<uint8_t> px(size_t(n) * size * size * 3);
+  size_t i = 0;
+  for (int k = 0; k < n; ++k)
+    for (int y = 0; y < size; ++y)
+      for (int x = 0; x < size; ++x)
+        for (int c = 0; c < 3; ++c) px[i++] = uint8_t((x * (3 + k) + y * (5 + 2 * c) + 37 * k + ((x * y) >> 3)) % 256);
+  return px;
+}
+
+nlohmann::json golden() {
+  std::ifstream in(std::string(CAPTION_TEST_DATA) + "/golden/resnet50_features.json");
+  return nlohmann::json::parse(in);
+}
+
+// max |diff| / max |ref| over all features, the measure.
+double relative_error(const std::vector<float>& got, const std::vector<float>& ref) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    diff = std::max(diff, std::fabs(double(got[i]) - ref[i]));
+    scale = std::max(scale, std::fabs(double(ref[i])));
+  }
+  return diff / scale;
+}
+
+void check_random_v15(Device device) {
+  auto g = golden()["random_v15"];
+  EncoderConfig cfg;
+  cfg.stages = 5;
+  cfg.stride_in_1x1 = false;
+  cfg.preprocess = Normalization::Torch;
+  cfg.image_size = g["image_size"];
+  Context ctx(device);
+  ResNet50 net(ctx, cfg, synthetic_resnet50(), "synthetic");
+  auto px = images(2, cfg.image_size);
+  std::vector<float> f(2 * 2048);
+  net.encode(px.data(), 2, f.data());
+  double err = relative_error(f, g["features"].get<std::vector<float>>());
+  std::printf("[ ResNet50 ] random v1.5 (%s): max|diff|/max|ref| = %.2e\n", device_name(device), err);
+  EXPECT_LE(err, 1e-4);
+}
+
+TEST(ResNet50, RandomV15MatchesTorchvisionCpu) { check_random_v15(Device::CPU); }
+TEST(ResNet50, RandomV15MatchesTorchvisionCuda) {
+  REQUIRE_CUDA();
+  check_random_v15(Device::CUDA);
+}
+
+void check_msra_c4(Device device) {
+  const std::string weights = std::string(CAPTION_SHARED_DIR) + "/data/weights/resnet50_msra_c4.safetensors";
+  if (!std::filesystem::exists(weights)) GTEST_SKIP() << "no shared data at " << weights;
+  auto g = golden()["msra_c4"];
+  EncoderConfig cfg;
+  cfg.stages = 4;
+  cfg.stride_in_1x1 = true;
+  cfg.preprocess = Normalization::Caffe;
+  cfg.image_size = 224;
+  Context ctx(device);
+  ResNet50 net(ctx, cfg, read_safetensors(weights).tensors, weights);
+  EXPECT_EQ(net.feature_dim(), 1024);
+  auto px = images(2, 224);
+  std::vector<float> f(2 * 1024);
+  net.encode(px.data(), 2, f.data());
+  double err = relative_error(f, g["features"].get<std::vector<float>>());
+  std::printf("[ ResNet50 ] MSRA C4 (%s): max|diff|/max|ref| = %.2e\n", device_name(device), err);
+  EXPECT_LE(err, 1e-4);
+}
+
+TEST(ResNet50, MsraC4MatchesTorchvisionCpu) { check_msra_c4(Device::CPU); }
+TEST(ResNet50, MsraC4MatchesTorchvisionCuda) {
+  REQUIRE_CUDA();
+  check_msra_c4(Device::CUDA);
+}
+
+TEST(ResNet50, BatchOfOneEqualsBatchOfTwo) {
+  EncoderConfig cfg;
+  cfg.image_size = 64;
+  Context ctx(Device::CPU);
+  ResNet50 net(ctx, cfg, synthetic_resnet50(), "synthetic");
+  auto px = images(2, 64);
+  std::vector<float> both(2 * 2048), second(2048);
+  net.encode(px.data(), 2, both.data());
+  net.encode(px.data() + 64 * 64 * 3, 1, second.data());
+  EXPECT_TRUE(test::all_close(second, std::vector<float>(both.begin() + 2048, both.end()), 1e-5f, 1e-3f));
+}
+
+TEST(ResNet50, MissingOrMisshapedTensorIsNamed) {
+  auto w = synthetic_resnet50();
+  Context ctx(Device::CPU);
+  EncoderConfig cfg;
+  auto w1 = w;
+  w1.erase("layer2.1.bn2.running_var");
+  try {
+    ResNet50 net(ctx, cfg, w1, "enc.safetensors");
+    FAIL();
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("layer2.1.bn2.running_var"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("enc.safetensors"), std::string::npos) << e.what();
+  }
+  auto w2 = w;
+  w2["layer3.0.conv2.weight"] = synthetic("x", {256, 256, 1, 1});
+  EXPECT_THROW(ResNet50(ctx, cfg, w2, "enc.safetensors"), InputError);
+  // Stage 5 absent is fine for a 4-stage config.
+  cfg.stages = 4;
+  for (auto it = w.begin(); it != w.end();) it = it->first.rfind("layer4", 0) == 0 ? w.erase(it) : std::next(it);
+  ResNet50 c4(ctx, cfg, w, "enc.safetensors");
+  EXPECT_EQ(c4.feature_dim(), 1024);
+}
+
+}  // namespace
+}  // namespace caption
