@@ -1,0 +1,68 @@
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/pool.h"
+#include "runtime/cuda_check.h"
+
+namespace caption::cuda {
+
+namespace {
+
+int grid_for(size_t n, int threads) { return int(std::min<size_t>((n + threads - 1) / threads, 65536)); }
+
+// One thread per output element (pixel, channel): consecutive threads read consecutive channels of
+// each window tap. Out-of-bounds taps are skipped, as -inf padding would be.
+__global__ void maxpool_kernel(const float* x, float* y, int N, int H, int W, int C, int k, int stride, int pad,
+                               int P, int Q) {
+  const size_t total = size_t(N) * P * Q * C;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total; i += size_t(gridDim.x) * blockDim.x) {
+    const int c = int(i % C);
+    const size_t pix = i / C;
+    const int q = int(pix % Q), p = int(pix / Q % P);
+    const size_t n = pix / (size_t(P) * Q);
+    float m = -INFINITY;
+    for (int a = 0; a < k; ++a) {
+      const int h = p * stride - pad + a;
+      if (h < 0 || h >= H) continue;
+      for (int b = 0; b < k; ++b) {
+        const int w = q * stride - pad + b;
+        if (w < 0 || w >= W) continue;
+        m = fmaxf(m, x[((n * H + h) * W + w) * C + c]);
+      }
+    }
+    y[i] = m;
+  }
+}
+
+// One thread per (image, channel), summing pixels in ascending order like the CPU reference, so
+// the two agree exactly; reads are coalesced across channels.
+__global__ void global_avgpool_kernel(const float* x, float* y, int N, int HW, int C) {
+  const size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  if (i >= size_t(N) * C) return;
+  const size_t n = i / C, c = i % C;
+  const float* in = x + n * HW * C + c;
+  float s = 0.f;
+  for (int j = 0; j < HW; ++j) s += in[size_t(j) * C];
+  y[i] = s / float(HW);
+}
+
+}  // namespace
+
+void maxpool2d(const Exec& ex, const PoolShape& s, const float* x, float* y) {
+  const size_t total = size_t(s.N) * s.P() * s.Q() * s.C;
+  if (total == 0) return;
+  const int threads = 256;
+  maxpool_kernel<<<grid_for(total, threads), threads, 0, ex.stream>>>(x, y, s.N, s.H, s.W, s.C, s.k, s.stride,
+                                                                       s.pad, s.P(), s.Q());
+  CUDA_CHECK_LAUNCH();
+}
+
+void global_avgpool(const Exec& ex, int N, int H, int W, int C, const float* x, float* y) {
+  const size_t total = size_t(N) * C;
+  if (total == 0) return;
+  const int threads = 256;
+  global_avgpool_kernel<<<int((total + threads - 1) / threads), threads, 0, ex.stream>>>(x, y, N, H * W, C);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace caption::cuda

@@ -1,0 +1,222 @@
+#include "kernels/conv2d.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <limits>
+
+#include "tests/test_util.h"
+
+namespace caption {
+namespace {
+
+using test::all_close;
+using test::random_vector;
+
+// Direct convolution with double accumulation: the oracle for both backends.
+std::vector<float> naive_conv(const ConvShape& s, const std::vector<float>& x, const std::vector<float>& w,
+                              const std::vector<float>& bias, const std::vector<float>* res, bool relu) {
+  const int P = s.P(), Q = s.Q();
+  std::vector<float> y(size_t(s.N) * P * Q * s.K);
+  for (int n = 0; n < s.N; ++n)
+    for (int p = 0; p < P; ++p)
+      for (int q = 0; q < Q; ++q)
+        for (int k = 0; k < s.K; ++k) {
+          double acc = bias[k];
+          for (int r = 0; r < s.R; ++r)
+            for (int t = 0; t < s.S; ++t) {
+              const int h = p * s.stride - s.pad + r, wi = q * s.stride - s.pad + t;
+              if (h < 0 || h >= s.H || wi < 0 || wi >= s.W) continue;
+              for (int c = 0; c < s.C; ++c)
+                acc += double(x[((size_t(n) * s.H + h) * s.W + wi) * s.C + c]) *
+                       w[((size_t(k) * s.R + r) * s.S + t) * s.C + c];
+            }
+          const size_t i = ((size_t(n) * P + p) * Q + q) * s.K + k;
+          if (res) acc += (*res)[i];
+          y[i] = float(relu ? std::max(acc, 0.0) : acc);
+        }
+  return y;
+}
+
+// |a - ref| <= tol * max|ref| everywhere: the error of a long float dot product scales with the
+// magnitude of its terms, not of its (possibly cancelled) result.
+::testing::AssertionResult close_to_scale(const std::vector<float>& a, const std::vector<float>& ref, float tol) {
+  float scale = 0;
+  for (float v : ref) scale = std::max(scale, std::fabs(v));
+  return all_close(a, ref, 0.f, tol * std::max(scale, 1e-30f));
+}
+
+struct Case {
+  ConvShape s;
+  bool residual, relu;
+};
+
+// Odd sizes, every kernel size / stride / padding combination the encoder uses and some it does not,
+// each epilogue variant; the 1x1 stride-1 case takes the no-im2col path.
+std::vector<Case> odd_cases() {
+  return {
+      {{1, 7, 9, 3, 4, 3, 3, 1, 1}, false, true},   // 3x3 same
+      {{2, 7, 9, 5, 7, 3, 3, 2, 1}, true, true},    // 3x3 stride 2 with residual
+      {{2, 9, 7, 3, 4, 7, 7, 2, 3}, false, true},   // conv1-like 7x7/2 pad 3
+      {{1, 7, 9, 5, 7, 1, 1, 1, 0}, true, false},   // 1x1 direct, residual, no ReLU
+      {{2, 7, 9, 5, 4, 1, 1, 1, 0}, false, false},  // 1x1 direct, bias only
+      {{2, 7, 9, 5, 7, 1, 1, 2, 0}, false, false},  // 1x1 strided downsample
+      {{1, 5, 6, 3, 4, 1, 1, 1, 1}, true, true},    // 1x1 padded: im2col with all-zero border rows
+      {{2, 7, 9, 3, 7, 3, 3, 1, 0}, true, false},   // 3x3 valid
+      {{1, 3, 3, 5, 4, 7, 7, 1, 3}, false, true},   // window larger than the image
+      {{2, 37, 37, 5, 7, 3, 3, 1, 1}, true, true},  // 2738 output rows: more than one chunk, across images
+  };
+}
+
+struct Inputs {
+  std::vector<float> x, w, bias, res;
+};
+
+Inputs make_inputs(const ConvShape& s, uint32_t seed) {
+  Inputs in;
+  in.x = random_vector(size_t(s.N) * s.H * s.W * s.C, seed);
+  in.w = random_vector(size_t(s.K) * s.R * s.S * s.C, seed + 1);
+  in.bias = random_vector(s.K, seed + 2);
+  in.res = random_vector(size_t(s.N) * s.P() * s.Q() * s.K, seed + 3);
+  return in;
+}
+
+std::vector<float> run_cpu(const ConvShape& s, const Inputs& in, bool residual, bool relu) {
+  std::vector<float> y(size_t(s.N) * s.P() * s.Q() * s.K, std::numeric_limits<float>::quiet_NaN());
+  ConvParams p{in.w.data(), in.bias.data(), residual ? in.res.data() : nullptr, relu};
+  cpu::conv2d(s, in.x.data(), p, y.data());
+  return y;
+}
+
+std::vector<float> run_cuda(Context& gpu, const ConvShape& s, const Inputs& in, bool residual, bool relu,
+                            bool tf32 = false) {
+  auto dx = test::to_device(gpu, in.x), dw = test::to_device(gpu, in.w), db = test::to_device(gpu, in.bias),
+       dr = test::to_device(gpu, in.res);
+  // NaN-filled output: without a residual cuDNN gets y as its z input scaled by 0, which must not leak.
+  auto dy = test::to_device(
+      gpu, std::vector<float>(size_t(s.N) * s.P() * s.Q() * s.K, std::numeric_limits<float>::quiet_NaN()));
+  ConvParams p{dw.data(), db.data(), residual ? dr.data() : nullptr, relu, tf32};
+  conv2d(gpu.exec(), s, dx.data(), p, dy.data());
+  return test::to_host(gpu, dy);
+}
+
+TEST(Conv2d, CpuMatchesNaive) {
+  uint32_t seed = 10;
+  for (const Case& c : odd_cases()) {
+    const Inputs in = make_inputs(c.s, seed += 10);
+    const auto ref = naive_conv(c.s, in.x, in.w, in.bias, c.residual ? &in.res : nullptr, c.relu);
+    EXPECT_TRUE(close_to_scale(run_cpu(c.s, in, c.residual, c.relu), ref, 1e-5f))
+        << "R=" << c.s.R << " stride=" << c.s.stride << " pad=" << c.s.pad << " N=" << c.s.N << " H=" << c.s.H;
+  }
+}
+
+// 3x3x1024 filters: the 64 MB im2col budget (1820 rows), not the row target, sets the chunk here.
+TEST(Conv2d, CpuChunkBoundByIm2colBudget) {
+  const ConvShape s{1, 43, 43, 1024, 2, 3, 3, 1, 1};
+  const Inputs in = make_inputs(s, 7);
+  const auto ref = naive_conv(s, in.x, in.w, in.bias, &in.res, true);
+  EXPECT_TRUE(close_to_scale(run_cpu(s, in, true, true), ref, 1e-5f));
+}
+
+// tests/golden/make_conv_golden.py: torch.nn.functional.conv2d in NCHW / OIHW, transposed here.
+TEST(Conv2d, CpuMatchesPyTorchGolden) {
+  std::ifstream f(std::string(CAPTION_TEST_DATA) + "/golden/conv_small.json");
+  ASSERT_TRUE(f) << "missing golden file";
+  const auto g = nlohmann::json::parse(f);
+  auto i = [&](const char* key) { return g[key].get<int>(); };
+  const ConvShape s{i("N"), i("H"), i("W"), i("C"), i("K"), i("R"), i("S"), i("stride"), i("pad")};
+  ASSERT_EQ(s.P(), i("P"));
+  ASSERT_EQ(s.Q(), i("Q"));
+  const auto x_nchw = g["x"].get<std::vector<float>>(), w_oihw = g["w"].get<std::vector<float>>();
+  const auto r_nchw = g["residual"].get<std::vector<float>>(), y_nchw = g["y"].get<std::vector<float>>();
+  const auto bias = g["bias"].get<std::vector<float>>();
+  auto nchw_to_nhwc = [](const std::vector<float>& v, int N, int C, int H, int W) {
+    std::vector<float> out(v.size());
+    for (int n = 0; n < N; ++n)
+      for (int c = 0; c < C; ++c)
+        for (int h = 0; h < H; ++h)
+          for (int w = 0; w < W; ++w)
+            out[((size_t(n) * H + h) * W + w) * C + c] = v[((size_t(n) * C + c) * H + h) * W + w];
+    return out;
+  };
+  const int P = s.P(), Q = s.Q();
+  const auto x = nchw_to_nhwc(x_nchw, s.N, s.C, s.H, s.W);
+  const auto w = nchw_to_nhwc(w_oihw, s.K, s.C, s.R, s.S);  // OIHW -> OHWI is the same permutation
+  const auto res = nchw_to_nhwc(r_nchw, s.N, s.K, P, Q), expected = nchw_to_nhwc(y_nchw, s.N, s.K, P, Q);
+  std::vector<float> y(expected.size());
+  cpu::conv2d(s, x.data(), ConvParams{w.data(), bias.data(), res.data(), true}, y.data());
+  EXPECT_TRUE(all_close(y, expected, 1e-5f, 1e-5f));
+  EXPECT_GT(std::count(expected.begin(), expected.end(), 0.f), 0) << "ReLU never clamps: weak fixture";
+}
+
+TEST(Conv2d, CudaMatchesCpuOddShapes) {
+  REQUIRE_CUDA();
+  Context gpu(Device::CUDA);
+  uint32_t seed = 100;
+  for (const Case& c : odd_cases()) {
+    const Inputs in = make_inputs(c.s, seed += 10);
+    EXPECT_TRUE(close_to_scale(run_cuda(gpu, c.s, in, c.residual, c.relu), run_cpu(c.s, in, c.residual, c.relu),
+                               1e-4f))
+        << "R=" << c.s.R << " stride=" << c.s.stride << " pad=" << c.s.pad << " N=" << c.s.N << " H=" << c.s.H;
+  }
+}
+
+// Real ResNet50 layers at batch 2: conv1, a stage-3 3x3, the strided 1x1 downsample (Keras puts the
+// stride on the 1x1), a bottleneck's closing 1x1 with residual.
+TEST(Conv2d, CudaMatchesCpuResNetShapes) {
+  REQUIRE_CUDA();
+  Context gpu(Device::CUDA);
+  const std::vector<Case> cases = {
+      {{2, 224, 224, 3, 64, 7, 7, 2, 3}, false, true},
+      {{2, 14, 14, 256, 256, 3, 3, 1, 1}, false, true},
+      {{2, 56, 56, 256, 512, 1, 1, 2, 0}, false, false},
+      {{2, 14, 14, 256, 1024, 1, 1, 1, 0}, true, true},
+  };
+  uint32_t seed = 200;
+  for (const Case& c : cases) {
+    const Inputs in = make_inputs(c.s, seed += 10);
+    EXPECT_TRUE(close_to_scale(run_cuda(gpu, c.s, in, c.residual, c.relu), run_cpu(c.s, in, c.residual, c.relu),
+                               1e-4f))
+        << "C=" << c.s.C << " K=" << c.s.K << " R=" << c.s.R;
+  }
+}
+
+// The second call of a shape reuses the cached plan and must compute with the new data.
+TEST(Conv2d, CudaPlanCacheReuse) {
+  REQUIRE_CUDA();
+  Context gpu(Device::CUDA);
+  const ConvShape s{2, 7, 9, 5, 7, 3, 3, 2, 1};
+  for (uint32_t seed : {300u, 310u, 320u}) {
+    const Inputs in = make_inputs(s, seed);
+    for (bool residual : {false, true})
+      EXPECT_TRUE(close_to_scale(run_cuda(gpu, s, in, residual, true), run_cpu(s, in, residual, true), 1e-4f));
+  }
+}
+
+// x = 1 + 2^-15 and w = 1 over C = 256: every partial sum is exact in FP32 (256.0078125), while TF32
+// rounds x to 1 and gives 256. A 1x1 kernel leaves cuDNN no Winograd/FFT transform to round with.
+TEST(Conv2d, CudaPlainFp32IsNotTf32) {
+  REQUIRE_CUDA();
+  Context gpu(Device::CUDA);
+  const ConvShape s{2, 5, 5, 256, 8, 1, 1, 1, 0};
+  Inputs in;
+  in.x.assign(size_t(s.N) * s.H * s.W * s.C, 1.f + std::ldexp(1.f, -15));
+  in.w.assign(size_t(s.K) * s.C, 1.f);
+  in.bias.assign(s.K, 0.f);
+  in.res.assign(size_t(s.N) * s.P() * s.Q() * s.K, 0.f);
+  const auto y = run_cuda(gpu, s, in, false, false);
+  EXPECT_TRUE(all_close(y, std::vector<float>(y.size(), 256.0078125f), 0.f, 1e-4f));
+}
+
+TEST(Conv2d, CudaTf32CloseToCpu) {
+  REQUIRE_CUDA();
+  Context gpu(Device::CUDA);
+  const ConvShape s{2, 14, 14, 64, 32, 3, 3, 1, 1};
+  const Inputs in = make_inputs(s, 400);
+  EXPECT_TRUE(close_to_scale(run_cuda(gpu, s, in, true, true, true), run_cpu(s, in, true, true), 5e-3f));
+}
+
+}  // namespace
+}  // namespace caption

@@ -1,0 +1,50 @@
+#include "kernels/preprocess.h"
+
+#include <cstdint>
+#include <random>
+
+#include "tests/test_util.h"
+
+namespace caption {
+namespace {
+
+using test::all_close;
+
+// Two pixels, (R,G,B) = (10,200,255) and (0,128,64), normalised by hand.
+TEST(Preprocess, CaffeHandValues) {
+  const std::vector<uint8_t> img = {10, 200, 255, 0, 128, 64};
+  std::vector<float> out(6);
+  cpu::preprocess_images(img.data(), 1, 1, 2, Normalization::Caffe, out.data());
+  // BGR order: B - 103.939, G - 116.779, R - 123.68.
+  EXPECT_TRUE(all_close(out, {151.061f, 83.221f, -113.68f, -39.939f, 11.221f, -123.68f}, 0.f, 1e-4f));
+}
+
+TEST(Preprocess, TorchHandValues) {
+  const std::vector<uint8_t> img = {10, 200, 255, 0, 128, 64};
+  std::vector<float> out(6);
+  cpu::preprocess_images(img.data(), 1, 1, 2, Normalization::Torch, out.data());
+  // RGB order: (v/255 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225].
+  EXPECT_TRUE(all_close(out, {-1.946656f, 1.465686f, 2.640000f, -2.117904f, 0.205182f, -0.688976f}, 0.f, 2e-6f));
+}
+
+// Same constants and operations on both backends: equal bits, on an odd-sized batch.
+TEST(Preprocess, CudaMatchesCpuExactly) {
+  REQUIRE_CUDA();
+  Context gpu(Device::CUDA);
+  const int N = 2, H = 3, W = 5;
+  std::mt19937 rng(1);
+  std::vector<uint8_t> img(size_t(N) * H * W * 3);
+  for (auto& v : img) v = uint8_t(rng() & 255);
+  img[0] = 0, img[1] = 255;  // both ends of the range
+  auto dimg = test::to_device(gpu, img);
+  for (Normalization norm : {Normalization::Caffe, Normalization::Torch}) {
+    std::vector<float> ref(img.size());
+    cpu::preprocess_images(img.data(), N, H, W, norm, ref.data());
+    PoolBuffer<float> dout(gpu.pool(), img.size(), gpu.exec().stream);
+    preprocess_images(gpu.exec(), dimg.data(), N, H, W, norm, dout.data());
+    EXPECT_EQ(test::to_host(gpu, dout), ref);
+  }
+}
+
+}  // namespace
+}  // namespace caption
