@@ -9,7 +9,8 @@ int main(int argc, char** argv) {
   CLI::App app{"caption: image captioning engine (ResNet50 + LSTM merge decoder), CPU and CUDA"};
   app.require_subcommand(1);
   std::vector<caption::cli::Command> commands;
-  for (auto add : {caption::cli::add_train, caption::cli::add_score, caption::cli::add_describe})
+  for (auto add : {caption::cli::add_train, caption::cli::add_score, caption::cli::add_describe,
+                    caption::cli::add_import_keras})
     commands.push_back(add(app));
   try {
     app.parse(argc, argv);

@@ -14,5 +14,6 @@ struct Command {
 Command add_train(CLI::App& app);
 Command add_score(CLI::App& app);
 Command add_describe(CLI::App& app);
+Command add_import_keras(CLI::App& app);
 
 }  // namespace caption::cli
