@@ -15,5 +15,6 @@ Command add_train(CLI::App& app);
 Command add_score(CLI::App& app);
 Command add_describe(CLI::App& app);
 Command add_features(CLI::App& app);
+Command add_import_keras(CLI::App& app);
 
 }  // namespace caption::cli
