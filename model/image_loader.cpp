@@ -257,7 +257,10 @@ std::vector<std::string> expand_image_inputs(const std::vector<std::string>& inp
         if (entry.empty()) return;
         fs::path p(entry);
         std::string path = (p.is_relative() ? base / p : p).string();
-        expand_path(path, out, list, at_line(line_no, "'" + path + "' does not exist"));
+        // A missing entry of a long list is reported and skipped when its turn comes (as an
+        // unreadable image is), not a reason to refuse the whole job.
+        if (!fs::exists(path)) out.push_back(path);
+        else expand_path(path, out, list, at_line(line_no, "'" + path + "' does not exist"));
       });
     } else {
       expand_path(in, out, in, "no such file or folder");
