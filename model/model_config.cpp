@@ -91,7 +91,11 @@ ModelConfig load_model_config(const std::string& path) {
 void save_model_config(const std::string& path, const ModelConfig& cfg) {
   json out = cfg.raw.is_object() ? cfg.raw : json::object();
   out["format"] = cfg.format;
-  if (cfg.encoder) out["encoder"] = encoder_config_json(*cfg.encoder);
+  if (cfg.encoder) {
+    json& enc = out["encoder"];
+    if (!enc.is_object()) enc = json::object();
+    enc.update(encoder_config_json(*cfg.encoder));  // typed fields over the file's, unknown keys kept
+  }
   if (!cfg.has_decoder) {
     out.erase("decoder");
     write_file_atomic(path, out.dump(2) + "\n");
