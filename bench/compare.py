@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Engine vs PyTorch, in one run on one machine: runs the Google Benchmark binaries
-(bench_train_step, and bench_kernels with --kernels) and the PyTorch peers in bench/peer/
+(bench_train_step; bench_kernels with --kernels; bench_encoder with --encoder) and the PyTorch peers in bench/peer/
 with the same thread count, and prints ONE markdown table:
 
   | work | engine | PyTorch | ratio | device |
@@ -115,6 +115,7 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads for both sides")
     ap.add_argument("--python", default=sys.executable, help="Python with torch for the peers")
     ap.add_argument("--kernels", action="store_true", help="also compare the ops one by one")
+    ap.add_argument("--encoder", action="store_true", help="also compare the ResNet50 encoder")
     ap.add_argument("--min-time", type=float, default=0.5, help="Google Benchmark min time per benchmark (s)")
     ap.add_argument("--peer-time", type=float, default=2.0, help="PyTorch seconds timed per configuration")
     ap.add_argument("--timeout", type=int, default=900, help="seconds allowed to each benchmark process")
@@ -162,6 +163,26 @@ def main():
         })
         if b.get("pool_allocs", 0):
             log.append({"warning": f"{name}: {b['pool_allocs']:.0f} pool allocations after warm-up"})
+
+    if args.encoder:
+        enc, raw["engine_encoder"] = engine_results(build / "bench" / "bench_encoder", args.device, args.min_time,
+                                                    args.timeout, env, log)
+        epeer, _ = peer_results(args.python, HERE / "peer" / "encoder.py",
+                                peer_args + ["--min-time", str(args.peer_time)], env, args.timeout, log)
+        raw["peer_encoder"] = epeer
+        epeer_by_name = {r["name"]: r for r in (epeer or {}).get("results", [])}
+        for name, b in enc.items():
+            _, _, stages, bs, mode = name.split("/")
+            e_ips = b["images_per_s"]
+            peers = [(m, epeer_by_name.get(f"encoder/{stages}/{bs}/{m}")) for m in (mode, "bf16")]
+            for pm, p in peers[: 2 if args.device == "cuda" and mode == "fp32" else 1]:
+                rows.append({
+                    "work": f"encoder {stages.replace(':', '=')} {bs.replace(':', '=')} {mode}"
+                            + (f" vs PyTorch {pm}" if pm != mode else ""),
+                    "engine": f"{e_ips:,.1f} images/s ({b['flop_per_s'] / 1e9:.0f} GFLOP/s)",
+                    "pytorch": f"{p['images_per_s']:,.1f} images/s" if p else "n/a",
+                    "ratio": f"{e_ips / p['images_per_s']:.2f}×" if p else "n/a",
+                })
 
     if args.kernels:
         keng, raw["engine_kernels"] = engine_results(build / "bench" / "bench_kernels", args.device, args.min_time,

@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 out=${1:-build/bench-results}
 shift || true
 [[ -f build/build.ninja ]] || scripts/configure.sh >/dev/null
-cmake --build build -j "$(nproc)" --target bench_train_step bench_kernels
+cmake --build build -j "$(nproc)" --target bench_train_step bench_kernels bench_encoder
 /usr/bin/python3 bench/compare.py --build build --device cpu --threads "$(nproc)" --python /usr/bin/python3 \
   --out "$out" "$@"

@@ -208,7 +208,7 @@ fi
 TABLE="(not run)"
 if ((BUILT && HAVE_GPU)) && [[ -n $PY ]]; then
   rm -rf "$OUT/bench"
-  step "compare.py (GPU)" 200 "$PY" bench/compare.py --build "$BUILD" --device cuda --python "$PY" --kernels \
+  step "compare.py (GPU)" 200 "$PY" bench/compare.py --build "$BUILD" --device cuda --python "$PY" --kernels --encoder \
     --min-time 0.1 --peer-time 1.0 --timeout 150 --out "$OUT/bench"
   md=$(ls "$OUT"/bench/*.md 2>/dev/null | head -1)
   [[ -n $md ]] && TABLE=$(cat "$md")

@@ -1,0 +1,104 @@
+// The ResNet50 encoder from uint8 images to features (preprocessing, every convolution,
+// pooling, transfers), at batch 1, 32 and 256 for the 4-stage C4 trunk of the default model
+// and the full 5-stage network, on the CPU and, when a device answers, on CUDA (FP32 and
+// TF32). Weights are random: speed does not depend on their values.
+// Counters: images_per_s and flop_per_s (multiply-adds x2 of the convolutions).
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <string>
+
+#include "model/resnet50.h"
+
+namespace caption {
+namespace {
+
+constexpr int kBlocks[4] = {3, 4, 6, 3}, kWidth[4] = {64, 128, 256, 512};
+
+std::map<std::string, Tensor> random_weights(int stages) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-0.05f, 0.05f);
+  std::map<std::string, Tensor> w;
+  auto conv_bn = [&](const std::string& conv, const std::string& bn, int64_t K, int64_t C, int64_t R) {
+    Tensor t{{K, C, R, R}, {}};
+    t.data.resize(size_t(K * C * R * R));
+    for (auto& x : t.data) x = u(rng);
+    w[conv + ".weight"] = t;
+    for (auto p : {".weight", ".bias", ".running_mean", ".running_var"})
+      w[bn + p] = Tensor{{K}, std::vector<float>(size_t(K), std::string(p) == ".running_var" || std::string(p) == ".weight")};
+  };
+  conv_bn("conv1", "bn1", 64, 3, 7);
+  int in = 64;
+  for (int l = 0; l < stages - 1; ++l)
+    for (int b = 0; b < kBlocks[l]; ++b) {
+      std::string p = "layer" + std::to_string(l + 1) + "." + std::to_string(b) + ".";
+      conv_bn(p + "conv1", p + "bn1", kWidth[l], in, 1);
+      conv_bn(p + "conv2", p + "bn2", kWidth[l], kWidth[l], 3);
+      conv_bn(p + "conv3", p + "bn3", 4 * kWidth[l], kWidth[l], 1);
+      if (b == 0) conv_bn(p + "downsample.0", p + "downsample.1", 4 * kWidth[l], in, 1);
+      in = 4 * kWidth[l];
+    }
+  return w;
+}
+
+// Convolution FLOPs of one 224x224 image (2 per multiply-add), counted from the layer shapes.
+double conv_flops(int stages, bool stride_in_1x1) {
+  double f = 2.0 * 112 * 112 * 64 * 3 * 49;
+  int in = 64, hw = 56;
+  for (int l = 0; l < stages - 1; ++l)
+    for (int b = 0; b < kBlocks[l]; ++b) {
+      const int s = l > 0 && b == 0 ? 2 : 1, out = hw / s, w = kWidth[l];
+      const int hw1 = stride_in_1x1 ? out : hw;
+      f += 2.0 * hw1 * hw1 * w * in + 2.0 * out * out * w * w * 9 + 2.0 * out * out * 4 * w * w;
+      if (b == 0) f += 2.0 * out * out * 4 * w * in;
+      in = 4 * w;
+      hw = out;
+    }
+  return f;
+}
+
+void encode(benchmark::State& st, Device d, int stages, int B, bool tf32) {
+  static Context* ctx[2] = {nullptr, nullptr};
+  auto*& c = ctx[d == Device::CUDA];
+  if (!c) c = new Context(d);  // lives for the process: its cuDNN plans and pool stay warm
+  EncoderConfig cfg;
+  cfg.stages = stages;
+  cfg.stride_in_1x1 = stages == 4;  // the default model's MSRA trunk; torchvision v1.5 otherwise
+  cfg.preprocess = stages == 4 ? Normalization::Caffe : Normalization::Torch;
+  ResNet50 net(*c, cfg, random_weights(stages), "random", tf32);
+  std::vector<uint8_t> images(size_t(B) * 224 * 224 * 3);
+  std::mt19937 rng(1);
+  for (auto& p : images) p = uint8_t(rng());
+  std::vector<float> features(size_t(B) * net.feature_dim());
+  net.encode(images.data(), B, features.data());  // warm-up: buffers, cuDNN algorithm choice
+  for (auto _ : st) net.encode(images.data(), B, features.data());
+  st.counters["images_per_s"] = benchmark::Counter(double(B) * st.iterations(), benchmark::Counter::kIsRate);
+  st.counters["flop_per_s"] =
+      benchmark::Counter(conv_flops(stages, cfg.stride_in_1x1) * B * st.iterations(), benchmark::Counter::kIsRate);
+}
+
+void register_all(Device d) {
+  for (int stages : {4, 5})
+    for (int B : {1, 32, 256})
+      for (bool tf32 : {false, true}) {
+        if (tf32 && d == Device::CPU) continue;
+        std::string name = std::string("encoder/") + device_name(d) + "/stages:" + std::to_string(stages) +
+                           "/B:" + std::to_string(B) + (tf32 ? "/tf32" : "/fp32");
+        benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { encode(st, d, stages, B, tf32); })
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+      }
+}
+
+}  // namespace
+}  // namespace caption
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  caption::register_all(caption::Device::CPU);
+  if (caption::cuda_available()) caption::register_all(caption::Device::CUDA);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
