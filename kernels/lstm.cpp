@@ -11,17 +11,18 @@
 namespace caption::cpu {
 namespace {
 
-// Rows (batch entries) of one step are independent: they go to threads in groups of about
-// kItemGates gate values when a step has at least kParallelGates of them (a smaller step is
-// done faster than a worker wakes up). Each row is done whole by one thread: results do not
-// depend on the thread count.
-constexpr int kItemGates = 16384;
-constexpr size_t kParallelGates = 65536;
+// Rows (batch entries) of one step are independent: f(b) for every row, on threads in groups
+// of rows when the step costs at least kParallelCost (a smaller step is done before a worker
+// has woken up). Costs count vectorised sigmoid/tanh values, the bulk of the work: 5H per row
+// forward, and about 2H backward (H tanh and 4H multiply-adds). Each row is done whole by one
+// thread, so results do not depend on the thread count.
+constexpr int kItemCost = 16384;
+constexpr size_t kParallelCost = 81920;
 
 template <class F>
-void for_batch_rows(int B, int H, F f) {
-  const int per_item = std::max(1, kItemGates / (4 * H));
-  parallel_for(size_t((B + per_item - 1) / per_item), size_t(B) * 4 * H >= kParallelGates, [&](size_t item) {
+void for_batch_rows(int B, int row_cost, F f) {
+  const int per_item = std::max(1, kItemCost / row_cost);
+  parallel_for(size_t((B + per_item - 1) / per_item), size_t(B) * row_cost >= kParallelCost, [&](size_t item) {
     const int end = std::min(B, int(item + 1) * per_item);
     for (int b = int(item) * per_item; b < end; ++b) f(b);
   });
@@ -34,7 +35,7 @@ void for_batch_rows(int B, int H, F f) {
 // kernels/vec_math.h.
 void cell_forward(int B, int H, const float* b_ih, const float* b_hh, float* gates, int ldg,
                   const float* c_prev, float* c, float* h, int lds) {
-  for_batch_rows(B, H, [=](int b) {
+  for_batch_rows(B, 5 * H, [=](int b) {
     float* g = gates + size_t(b) * ldg;
     for (int k = 0; k < 4 * H; ++k) g[k] = g[k] + b_ih[k] + b_hh[k];
     vec::map(g, g, 2 * H, vec::sigmoid);              // i, f
@@ -105,7 +106,7 @@ void lstm_backward(const LstmShape& s, const float* x, const LstmWeights& w, con
   std::vector<float> dc(size_t(B) * H, 0.f);           // cell gradient carried from step t+1 to t
   const std::vector<float> zero_c(H, 0.f);
   for (int t = T - 1; t >= 0; --t) {
-    for_batch_rows(B, H, [&](int b) {
+    for_batch_rows(B, 2 * H, [&](int b) {
       thread_local std::vector<float> tanh_c;
       tanh_c.resize(H);
       const size_t row = size_t(b) * T + t;

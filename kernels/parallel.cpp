@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -32,7 +33,6 @@ class Pool {
     wake_.notify_all();
     for (auto& t : workers_) t.join();
   }
-  int threads() const { return int(workers_.size()) + 1; }
 
   void run(size_t count, void (*fn)(void*, size_t), void* ctx) {
     {
@@ -87,9 +87,17 @@ class Pool {
 
 std::mutex g_mu;  // held by the one caller running a loop; guards the pool
 std::unique_ptr<Pool> g_pool;
-int g_threads = 0;  // 0: one per hardware thread
+int g_threads = 0;  // 0: default_threads()
 
-int default_threads() { return std::max(1, int(std::thread::hardware_concurrency())); }
+// OMP_NUM_THREADS when set (the thread budget OpenBLAS and PyTorch also read), else one per
+// hardware thread.
+int default_threads() {
+  if (const char* env = std::getenv("OMP_NUM_THREADS")) {
+    const int n = std::atoi(env);  // "4" or the first level of "4,2"
+    if (n > 0) return n;
+  }
+  return std::max(1, int(std::thread::hardware_concurrency()));
+}
 
 }  // namespace
 
@@ -111,11 +119,6 @@ void set_num_threads(int n) {
   std::lock_guard<std::mutex> lk(g_mu);
   g_pool.reset();
   g_threads = n;
-}
-
-int num_threads() {
-  std::lock_guard<std::mutex> lk(g_mu);
-  return g_pool ? g_pool->threads() : g_threads > 0 ? g_threads : default_threads();
 }
 
 }  // namespace caption::cpu

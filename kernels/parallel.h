@@ -20,8 +20,8 @@ void run_parallel(size_t count, void (*fn)(void*, size_t), void* ctx);
 }
 
 // f(k) for every k in [0, count), each exactly once, on the calling thread and the pool's
-// workers; returns when all are done. Serial when parallel is false (below a few tens of
-// microseconds of work, waking a worker costs more than it saves), when count < 2, and when
+// workers; returns when all are done. Serial when parallel is false (callers pass false below
+// ~100 us of work: waking a sleeping worker takes tens of microseconds), when count < 2, and when
 // called from inside another parallel_for or while one runs on another thread. f must not
 // throw. Items should be a few microseconds or more: each is claimed with an atomic add.
 template <class F>
@@ -34,9 +34,9 @@ void parallel_for(size_t count, bool parallel, F&& f) {
     for (size_t k = 0; k < count; ++k) f(k);
 }
 
-// Threads parallel_for uses, the caller included (default: one per hardware thread).
-// For tests and tools; not to be called while a parallel_for runs.
+// Threads parallel_for uses, the caller included: n, or with n <= 0 the default, which is
+// OMP_NUM_THREADS when set and else one per hardware thread. For tests and tools; not to be
+// called while a parallel_for runs.
 void set_num_threads(int n);
-int num_threads();
 
 }  // namespace caption::cpu

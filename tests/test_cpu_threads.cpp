@@ -9,6 +9,7 @@
 #include "kernels/adam.h"
 #include "kernels/dropout.h"
 #include "kernels/grad_norm.h"
+#include "kernels/lstm.h"
 #include "kernels/parallel.h"
 #include "kernels/softmax_xent.h"
 #include "tests/test_util.h"
@@ -88,6 +89,26 @@ TEST(CpuThreads, AdamIndependentOfThreadCount) {
     p.insert(p.end(), m.begin(), m.end());
     p.insert(p.end(), v.begin(), v.end());
     return p;
+  });
+  EXPECT_TRUE(same_bits(a, b));
+}
+
+// Batch large enough for both the forward and the backward cell loops to go parallel.
+TEST(CpuThreads, LstmIndependentOfThreadCount) {
+  const int B = 650, T = 3, I = 7, H = 64, G = 4 * H;
+  const size_t rows = size_t(B) * T;
+  auto x = random_vector(rows * I, 6), w_ih = random_vector(size_t(G) * I, 7, -0.3f, 0.3f),
+       w_hh = random_vector(size_t(G) * H, 8, -0.3f, 0.3f), b_ih = random_vector(G, 9), b_hh = random_vector(G, 10),
+       dh0 = random_vector(rows * H, 11);
+  const LstmWeights w{w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data()};
+  auto [a, b] = at_1_and_3_threads<std::vector<float>>([&] {
+    std::vector<float> h(rows * H), c(rows * H), gates(rows * G), dh = dh0, dx(rows * I), gw_ih(size_t(G) * I),
+        gw_hh(size_t(G) * H), gb_ih(G), gb_hh(G);
+    cpu::lstm_forward({B, T, I, H}, x.data(), w, {h.data(), c.data(), gates.data()});
+    cpu::lstm_backward({B, T, I, H}, x.data(), w, {h.data(), c.data(), gates.data()}, dh.data(), dx.data(),
+                       {gw_ih.data(), gw_hh.data(), gb_ih.data(), gb_hh.data()});
+    for (auto* v : {&c, &gates, &dh, &dx, &gw_ih, &gw_hh, &gb_ih}) h.insert(h.end(), v->begin(), v->end());
+    return h;
   });
   EXPECT_TRUE(same_bits(a, b));
 }
