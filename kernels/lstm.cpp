@@ -1,83 +1,46 @@
 #include "kernels/lstm.h"
 
 #include <algorithm>
-#include <cstdint>
-#include <cstring>
 #include <memory>
 #include <vector>
 
 #include "kernels/gemm.h"
+#include "kernels/parallel.h"
+#include "kernels/vec_math.h"
 
 namespace caption::cpu {
 namespace {
 
-// Gate nonlinearities are the non-GEMM cost of the LSTM (4H exp per row and step). libm's
-// expf/tanhf are opaque calls, and a scalar replacement with a clamp leaves a branch that GCC
-// will not if-convert under -ftrapping-math, so these work on explicit 4-lane vectors (GCC/Clang
-// vector extensions: SSE2 or NEON without any target flags).
-typedef float v4f __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
+// Rows (batch entries) of one step are independent: f(b) for every row, on threads in groups
+// of rows when the step costs at least kParallelCost (a smaller step is done before a worker
+// has woken up). Costs count vectorised sigmoid/tanh values, the bulk of the work: 5H per row
+// forward, and about 2H backward (H tanh and 4H multiply-adds). Each row is done whole by one
+// thread, so results do not depend on the thread count.
+constexpr int kItemCost = 16384;
+constexpr size_t kParallelCost = 81920;
 
-// expm1(x) = 2^n (e^r - 1) + (2^n - 1), n = round(x / ln2), |r| <= ln2/2. ln2 is split in two
-// (Cody-Waite) so that r is exact, and e^r - 1 = r + r^2 P(r) with the Taylor P of degree 5
-// (truncation < 1e-8 relative); this form stays accurate near 0, where tanh needs it. x is
-// clamped to [-87, 88] so that 2^n is a normal float; NaN passes through.
-inline v4f expm1_v(v4f x) {
-  x = x < -87.f ? -87.f : x;
-  x = x > 88.f ? 88.f : x;
-  const float round_magic = 12582912.f;  // 1.5 * 2^23: adding it rounds to an integer
-  v4f n = (x * 1.44269504f + round_magic) - round_magic;
-  v4f r = x - n * 0.693359375f;  // ln2 high part: 9 bits, so n * it is exact
-  r = r + n * 2.12194440e-4f;    // ln2 - high part
-  v4f p = r * (1.f / 5040) + 1.f / 720;
-  p = p * r + 1.f / 120;
-  p = p * r + 1.f / 24;
-  p = p * r + 1.f / 6;
-  p = p * r + 0.5f;
-  v4f q = r + r * r * p;
-  v4f scale = (v4f)((__builtin_convertvector(n, v4i) + 127) << 23);
-  return scale * q + (scale - 1.f);
-}
-
-// 1 / (1 + e^-x), written with expm1 so that one kernel serves both functions.
-inline v4f sigmoid_v(v4f x) { return 1.f / (2.f + expm1_v(-x)); }
-
-// tanh(x) = sign(x) (1 - e) / (1 + e) with e = exp(-2|x|), i.e. -m / (2 + m) with m = expm1(-2|x|).
-inline v4f tanh_v(v4f x) {
-  const v4i sign = (v4i)x & int32_t(0x80000000u);
-  v4f m = expm1_v((v4f)((v4i)x | int32_t(0x80000000u)) * 2.f);  // -2|x|
-  return (v4f)(((v4i)(-m / (2.f + m)) & 0x7fffffff) | sign);    // |.| turns m = 0 into +0
-}
-
-// out[k] = f(in[k]) for k < n, four lanes at a time; the tail goes through a padded vector.
 template <class F>
-void map_v(const float* in, float* out, int n, F f) {
-  int k = 0;
-  for (; k + 4 <= n; k += 4) {
-    v4f v;
-    std::memcpy(&v, in + k, sizeof v);
-    v = f(v);
-    std::memcpy(out + k, &v, sizeof v);
-  }
-  if (k < n) {
-    v4f v = {};
-    std::memcpy(&v, in + k, sizeof(float) * (n - k));
-    v = f(v);
-    std::memcpy(out + k, &v, sizeof(float) * (n - k));
-  }
+void for_batch_rows(int B, int row_cost, F f) {
+  const int per_item = std::max(1, kItemCost / row_cost);
+  parallel_for(size_t((B + per_item - 1) / per_item), size_t(B) * row_cost >= kParallelCost, [&](size_t item) {
+    const int end = std::min(B, int(item + 1) * per_item);
+    for (int b = int(item) * per_item; b < end; ++b) f(b);
+  });
 }
 
 // Adds both biases to one step's pre-activations, activates them in place and updates the
 // cell: rows are batch entries with strides ldg (gates) and lds (c_prev, c, h); c_prev null
-// means zero state. c may alias c_prev and is written after it is read.
+// means zero state. c may alias c_prev and is written after it is read. The gate
+// nonlinearities (4H exp per row and step, the LSTM's non-GEMM cost) are the 4-lane ones of
+// kernels/vec_math.h.
 void cell_forward(int B, int H, const float* b_ih, const float* b_hh, float* gates, int ldg,
                   const float* c_prev, float* c, float* h, int lds) {
-  for (int b = 0; b < B; ++b) {
+  for_batch_rows(B, 5 * H, [=](int b) {
     float* g = gates + size_t(b) * ldg;
     for (int k = 0; k < 4 * H; ++k) g[k] = g[k] + b_ih[k] + b_hh[k];
-    map_v(g, g, 2 * H, sigmoid_v);              // i, f
-    map_v(g + 2 * H, g + 2 * H, H, tanh_v);     // g
-    map_v(g + 3 * H, g + 3 * H, H, sigmoid_v);  // o
+    vec::map(g, g, 2 * H, vec::sigmoid);              // i, f
+    vec::map(g + 2 * H, g + 2 * H, H, vec::tanh);     // g
+    vec::map(g + 3 * H, g + 3 * H, H, vec::sigmoid);  // o
     const float *gi = g, *gf = g + H, *gg = g + 2 * H, *go = g + 3 * H;
     float* cb = c + size_t(b) * lds;
     float* hb = h + size_t(b) * lds;
@@ -87,9 +50,9 @@ void cell_forward(int B, int H, const float* b_ih, const float* b_hh, float* gat
     } else {
       for (int j = 0; j < H; ++j) cb[j] = gi[j] * gg[j];
     }
-    map_v(cb, hb, H, tanh_v);
+    vec::map(cb, hb, H, vec::tanh);
     for (int j = 0; j < H; ++j) hb[j] *= go[j];
-  }
+  });
 }
 
 // Gradients of one row (batch entry) of one step. dc holds dL/dc_t from step t+1 on entry
@@ -141,17 +104,19 @@ void lstm_backward(const LstmShape& s, const float* x, const LstmWeights& w, con
   // B*T*4H floats would cost a noticeable share of a step.
   std::unique_ptr<float[]> dpre(new float[rows * G]);  // pre-activation gate gradients, [B,T,4H]
   std::vector<float> dc(size_t(B) * H, 0.f);           // cell gradient carried from step t+1 to t
-  std::vector<float> tanh_c(H), zero_c(H, 0.f);
+  const std::vector<float> zero_c(H, 0.f);
   for (int t = T - 1; t >= 0; --t) {
-    for (int b = 0; b < B; ++b) {
+    for_batch_rows(B, 2 * H, [&](int b) {
+      thread_local std::vector<float> tanh_c;
+      tanh_c.resize(H);
       const size_t row = size_t(b) * T + t;
       const float* gt = act.gates + row * G;
       const float* ct = act.c + row * H;
-      map_v(ct, tanh_c.data(), H, tanh_v);  // recomputed rather than stored by forward
+      vec::map(ct, tanh_c.data(), H, vec::tanh);  // recomputed rather than stored by forward
       // dh includes the recurrent term added at step t+1.
       cell_backward(H, gt, t > 0 ? ct - H : zero_c.data(), tanh_c.data(), dh + row * H,
                     dc.data() + size_t(b) * H, dpre.get() + row * G);
-    }
+    });
     if (t > 0)  // dh_{t-1} += dpre_t W_hh
       gemm(Trans::N, Trans::N, B, H, G, 1.f, dpre.get() + size_t(t) * G, T * G, w.w_hh, H, 1.f,
            dh + size_t(t - 1) * H, T * H);

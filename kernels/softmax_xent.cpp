@@ -1,58 +1,113 @@
 #include "kernels/softmax_xent.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
+
+#include "kernels/parallel.h"
+#include "kernels/vec_math.h"
 
 namespace caption::cpu {
 
 namespace {
 
-// Max-subtracted so that large logits cannot overflow exp; the sum is kept in double so
-// that the reference stays accurate for vocabularies of ten thousand words.
+using vec::v4f;
+
+// Rows go to threads in groups of about kItemLogits logits, each row done whole by one thread
+// in a fixed order, so results do not depend on the thread count. Below kParallelMin logits
+// (about 80 us) one thread does it all: waking a worker costs tens of microseconds.
+constexpr size_t kItemLogits = 16384;
+constexpr size_t kParallelMin = size_t(1) << 16;
+
+// f(n) for every row, parallel over groups of rows.
+template <class F>
+void for_rows(int N, int V, F f) {
+  const size_t per_item = std::max<size_t>(1, kItemLogits / std::max(V, 1));
+  parallel_for((size_t(N) + per_item - 1) / per_item, size_t(N) * V >= kParallelMin, [&](size_t item) {
+    const size_t end = std::min(size_t(N), (item + 1) * per_item);
+    for (size_t n = item * per_item; n < end; ++n) f(n);
+  });
+}
+
+inline v4f max4(v4f a, v4f b) { return a > b ? a : b; }
+
+float row_max(const float* x, int V) {
+  v4f m0 = {x[0], x[0], x[0], x[0]}, m1 = m0;
+  int v = 0;
+  for (; v + 8 <= V; v += 8) {
+    m0 = max4(m0, vec::load(x + v));
+    m1 = max4(m1, vec::load(x + v + 4));
+  }
+  m0 = max4(m0, m1);
+  float mx = std::max(std::max(m0[0], m0[1]), std::max(m0[2], m0[3]));
+  for (; v < V; ++v) mx = std::max(mx, x[v]);
+  return mx;
+}
+
+// Max-subtracted so that large logits cannot overflow exp. The exponentials are summed in
+// float lanes over blocks of at most 256 logits and the block sums in double, so that the sum
+// stays accurate for vocabularies of ten thousand words at the cost of float vector adds.
+// A NaN anywhere in the row, or an infinite max, makes the result NaN.
 float row_logsumexp(const float* x, int V) {
-  float mx = x[0];
-  for (int v = 1; v < V; ++v) mx = std::max(mx, x[v]);
+  const float mx = row_max(x, V);
+  const float neg_inf = -std::numeric_limits<float>::infinity();  // padding lanes: exp gives 0
   double sum = 0;
-  for (int v = 0; v < V; ++v) sum += std::exp(x[v] - mx);
+  for (int v = 0; v < V;) {
+    const int end = std::min(V, v + 256);
+    v4f s0 = {}, s1 = {};
+    for (; v + 8 <= end; v += 8) {
+      s0 += vec::exp(vec::load(x + v) - mx);
+      s1 += vec::exp(vec::load(x + v + 4) - mx);
+    }
+    for (; v < end; v += 4) s0 += vec::exp(vec::load_partial(x + v, std::min(4, end - v), neg_inf) - mx);
+    sum += double(vec::sum_lanes(s0 + s1));
+  }
   return float(double(mx) + std::log(sum));
 }
 
-void check_target(int32_t t, int V) {
-  if (t < 0 || t >= V) throw std::out_of_range("softmax_xent: target outside [0, V)");
+// Checked before the parallel loop, whose items must not throw.
+void check_targets(const int32_t* targets, int N, int V) {
+  for (int n = 0; n < N; ++n)
+    if (targets[n] < 0 || targets[n] >= V) throw std::out_of_range("softmax_xent: target outside [0, V)");
 }
 
 }  // namespace
 
 void softmax_xent_forward(const float* logits, const int32_t* targets, int N, int V, float* loss, float* lse) {
-  for (int n = 0; n < N; ++n) {
-    const float* x = logits + size_t(n) * V;
-    int32_t t = targets[n];
-    check_target(t, V);
+  check_targets(targets, N, V);
+  for_rows(N, V, [=](size_t n) {
+    const float* x = logits + n * V;
+    const int32_t t = targets[n];
     lse[n] = row_logsumexp(x, V);
     loss[n] = t == 0 ? 0.f : lse[n] - x[t];
-  }
+  });
 }
 
 void softmax_xent_backward(const float* logits, const int32_t* targets, const float* lse, int N, int V,
                            float scale, float* dlogits) {
-  for (int n = 0; n < N; ++n) {
-    const float* x = logits + size_t(n) * V;
-    float* d = dlogits + size_t(n) * V;
-    int32_t t = targets[n];
-    check_target(t, V);
+  check_targets(targets, N, V);
+  for_rows(N, V, [=](size_t n) {
+    const float* x = logits + n * V;
+    float* d = dlogits + n * V;
+    const int32_t t = targets[n];
     if (t == 0) {
-      for (int v = 0; v < V; ++v) d[v] = 0.f;
-      continue;
+      std::fill_n(d, V, 0.f);
+      return;
     }
-    // x[t] is read before the loop: with dlogits == logits the loop overwrites it.
-    float l = lse[n], xt = x[t];
-    for (int v = 0; v < V; ++v) d[v] = scale * std::exp(x[v] - l);
-    d[t] = scale * (std::exp(xt - l) - 1.f);
-  }
+    // x[t] is read before the loop: with dlogits == logits the loop overwrites it. Each
+    // vector is read before it is written, so the loop itself is safe in place.
+    const float l = lse[n], xt = x[t];
+    int v = 0;
+    for (; v + 4 <= V; v += 4) vec::store(d + v, scale * vec::exp(vec::load(x + v) - l));
+    if (v < V) vec::store_partial(d + v, scale * vec::exp(vec::load_partial(x + v, V - v, 0.f) - l), V - v);
+    const float pt = vec::exp(v4f{xt, xt, xt, xt} - l)[0];  // the same exp as the loop's
+    d[t] = scale * (pt - 1.f);
+  });
 }
 
 void logsumexp_rows(const float* logits, int N, int V, float* lse) {
-  for (int n = 0; n < N; ++n) lse[n] = row_logsumexp(logits + size_t(n) * V, V);
+  for_rows(N, V, [=](size_t n) { lse[n] = row_logsumexp(logits + n * V, V); });
 }
 
 }  // namespace caption::cpu

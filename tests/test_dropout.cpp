@@ -1,6 +1,8 @@
 #include "kernels/dropout.h"
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "kernels/philox.h"
 #include "tests/test_util.h"
@@ -124,6 +126,30 @@ TEST(Dropout, BackwardMatchesFiniteDifferences) {
   }
   EXPECT_GT(zeros, 0u);  // some elements were dropped, so the mask was exercised
   EXPECT_LT(zeros, n);
+}
+
+// The CPU/CUDA contract: element i is kept iff philox::uniform(seed, offset + i) >= p (the CUDA
+// kernel's per-element test), bit for bit, whatever vector block, tail or thread i falls in.
+// Offsets cross the 2^32 boundary of the counter's low word, and the p values include ones
+// that sit exactly on a 2^-24 step of the uniform.
+TEST(Dropout, CpuMatchesScalarPhiloxTest) {
+  const uint64_t seed = 0x0123456789abcdefull;
+  auto x = random_vector(70001, 12);
+  x[5] = std::numeric_limits<float>::infinity(), x[6] = std::nanf("");
+  for (size_t n : {size_t(1), size_t(7), size_t(8), size_t(13), size_t(4097), size_t(70001)}) {
+    for (uint64_t offset : {uint64_t(0), uint64_t(3), (uint64_t(1) << 32) - 5, (uint64_t(7) << 32) + 1}) {
+      for (float p : {0.3f, 0.5f, 1.f / 3, 0.999f, 1.f}) {
+        SCOPED_TRACE("n=" + std::to_string(n) + " offset=" + std::to_string(offset) + " p=" + std::to_string(p));
+        const float scale = 1.0f / (1.0f - p);
+        std::vector<float> want(n), y(n), dx(n);
+        for (size_t i = 0; i < n; ++i) want[i] = philox::uniform(seed, offset + i) >= p ? x[i] * scale : 0.f;
+        cpu::dropout_forward(x.data(), y.data(), n, p, seed, offset);
+        cpu::dropout_backward(x.data(), dx.data(), n, p, seed, offset);
+        ASSERT_EQ(0, std::memcmp(y.data(), want.data(), n * sizeof(float)));
+        ASSERT_EQ(0, std::memcmp(dx.data(), want.data(), n * sizeof(float)));
+      }
+    }
+  }
 }
 
 TEST(Dropout, CudaMatchesCpuBitwise) {
