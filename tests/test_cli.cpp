@@ -1,6 +1,12 @@
 // The `caption` binary end to end on a tiny synthetic data set: train, resume, score,
 // describe, and one-line errors for bad input.
+#include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include <cstdio>
 #include <fstream>
@@ -10,6 +16,8 @@
 #include "model/safetensors.h"
 #include "tests/io_test_util.h"
 #include "tests/test_util.h"
+
+extern char** environ;
 
 namespace caption {
 namespace {
@@ -37,7 +45,7 @@ std::string slurp(const std::string& path) {
 // 12 images whose 8-d features say which of three subjects they show; captions follow.
 class CliData {
  public:
-  CliData() {
+  explicit CliData(int copies = 2) {
     const char* subjects[3] = {"dog runs on grass", "man rides a bike", "girl swims in the pool"};
     FeatureTable f;
     f.dim = 8;
@@ -48,7 +56,7 @@ class CliData {
       auto v = test::random_vector(8, i, -0.1f, 0.1f);
       v[i % 3] += 1.f;
       f.data.insert(f.data.end(), v.begin(), v.end());
-      for (int k = 0; k < 2; ++k) captions += name + "#" + std::to_string(k) + "\tA " + subjects[i % 3] + " .\n";
+      for (int k = 0; k < copies; ++k) captions += name + "#" + std::to_string(k) + "\tA " + subjects[i % 3] + " .\n";
       (i < 9 ? train : val) += name + "\n";
     }
     f.reindex();
@@ -100,6 +108,40 @@ TEST(Cli, ResumeContinuesBitExactly) {
     return out;
   };
   EXPECT_EQ(losses("full"), losses("part"));
+}
+
+TEST(Cli, SurvivesSigkillMidEpochAndResumesBitExactly) {
+  CliData d(300);  // epochs long enough (~0.5 s) for the kill to land inside one
+  ASSERT_EQ(run(d.train_args("full", 3)).status, 0);
+  // exec: the shell becomes the trainer, so pid is the process to kill.
+  std::string args = "exec " + std::string(CAPTION_BINARY) + " " + d.train_args("killed", 3) + " >/dev/null 2>&1";
+  pid_t pid;
+  const char* argv[] = {"/bin/sh", "-c", args.c_str(), nullptr};
+  ASSERT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+  const std::string ckpt = d.dir.path("killed/checkpoint.safetensors");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!std::filesystem::exists(ckpt) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(std::filesystem::exists(ckpt)) << "no checkpoint after epoch 1";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // into epoch 2
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the run ended before the kill: make the epochs longer";
+  CliRun r = run(d.train_args("killed", 3) + " --resume");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(slurp(d.dir.path("full/checkpoint.safetensors")), slurp(ckpt));
+  EXPECT_EQ(slurp(d.dir.path("full/decoder.safetensors")), slurp(d.dir.path("killed/decoder.safetensors")));
+  auto losses = [&](const std::string& m) {
+    std::ifstream in(d.dir.path(m + "/metrics.jsonl"));
+    std::vector<std::pair<double, double>> out;
+    for (std::string l; std::getline(in, l);) {
+      auto j = nlohmann::json::parse(l);
+      out.emplace_back(j["train_loss"], j["val_loss"]);
+    }
+    return out;
+  };
+  EXPECT_EQ(losses("full"), losses("killed"));
 }
 
 TEST(Cli, ScoreAndDescribe) {
