@@ -10,6 +10,8 @@
 // GPU idles waiting for it.
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.h"
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -342,13 +344,4 @@ void register_all(Device d) {
 }  // namespace
 }  // namespace caption
 
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  caption::register_all(caption::Device::CPU);
-  // Registered only where a device answers, so the binary runs (CPU only) on machines without one.
-  if (caption::cuda_available()) caption::register_all(caption::Device::CUDA);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return caption::run_benchmarks(argc, argv, caption::register_all); }

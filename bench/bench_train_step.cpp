@@ -8,6 +8,8 @@
 // pool_allocs, the backing allocations (cudaMalloc on CUDA) made after warm-up: it must be 0.
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -133,12 +135,4 @@ void register_all(Device d) {
 }  // namespace
 }  // namespace caption
 
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  caption::register_all(caption::Device::CPU);
-  if (caption::cuda_available()) caption::register_all(caption::Device::CUDA);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return caption::run_benchmarks(argc, argv, caption::register_all); }

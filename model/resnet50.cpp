@@ -27,6 +27,27 @@ const Tensor& find(const std::map<std::string, Tensor>& w, const std::string& na
 
 }  // namespace
 
+std::vector<std::pair<std::string, std::vector<int64_t>>> resnet50_tensor_shapes(int stages) {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  auto conv_bn = [&](const std::string& conv, const std::string& bn, int64_t K, int64_t C, int64_t R) {
+    out.push_back({conv + ".weight", {K, C, R, R}});
+    for (auto p : {".weight", ".bias", ".running_mean", ".running_var"}) out.push_back({bn + p, {K}});
+  };
+  conv_bn("conv1", "bn1", 64, 3, 7);
+  int in = 64;
+  for (int stage = 0; stage < stages - 1; ++stage)
+    for (int b = 0; b < kBlocks[stage]; ++b) {
+      const std::string p = "layer" + std::to_string(stage + 1) + "." + std::to_string(b) + ".";
+      const int width = kWidth[stage];
+      conv_bn(p + "conv1", p + "bn1", width, in, 1);
+      conv_bn(p + "conv2", p + "bn2", width, width, 3);
+      conv_bn(p + "conv3", p + "bn3", 4 * width, width, 1);
+      if (b == 0) conv_bn(p + "downsample.0", p + "downsample.1", 4 * width, in, 1);
+      in = 4 * width;
+    }
+  return out;
+}
+
 // conv weight [K,C,R,S] (OIHW) and BN (gamma, beta, mean, var) become KRSC weights scaled by
 // gamma/sqrt(var+eps) and a bias beta - mean*gamma/sqrt(var+eps), folded in double.
 ResNet50::Conv ResNet50::fold(const std::map<std::string, Tensor>& weights, const std::string& conv,

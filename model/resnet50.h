@@ -15,6 +15,10 @@
 
 namespace caption {
 
+// Every tensor of a torchvision ResNet50 trunk with `stages` stages (4: up to layer3), as
+// (name, shape) in network order: conv weights [K,C,R,S], then their BN's four [K] tensors.
+std::vector<std::pair<std::string, std::vector<int64_t>>> resnet50_tensor_shapes(int stages);
+
 class ResNet50 {
  public:
   // Weights with torchvision's names and layouts (fc.* and num_batches_tracked ignored); a

@@ -45,22 +45,7 @@ Tensor synthetic(const std::string& name, std::vector<int64_t> shape) {
 
 std::map<std::string, Tensor> synthetic_resnet50() {
   std::map<std::string, Tensor> w;
-  auto conv_bn = [&](const std::string& conv, const std::string& bn, int64_t K, int64_t C, int64_t R) {
-    w[conv + ".weight"] = synthetic(conv + ".weight", {K, C, R, R});
-    for (auto p : {".weight", ".bias", ".running_mean", ".running_var"}) w[bn + p] = synthetic(bn + p, {K});
-  };
-  conv_bn("conv1", "bn1", 64, 3, 7);
-  const int blocks[4] = {3, 4, 6, 3}, width[4] = {64, 128, 256, 512};
-  int in = 64;
-  for (int l = 0; l < 4; ++l)
-    for (int b = 0; b < blocks[l]; ++b) {
-      std::string p = "layer" + std::to_string(l + 1) + "." + std::to_string(b) + ".";
-      conv_bn(p + "conv1", p + "bn1", width[l], in, 1);
-      conv_bn(p + "conv2", p + "bn2", width[l], width[l], 3);
-      conv_bn(p + "conv3", p + "bn3", 4 * width[l], width[l], 1);
-      if (b == 0) conv_bn(p + "downsample.0", p + "downsample.1", 4 * width[l], in, 1);
-      in = 4 * width[l];
-    }
+  for (const auto& [name, shape] : resnet50_tensor_shapes(5)) w[name] = synthetic(name, shape);
   return w;
 }
 
