@@ -35,7 +35,8 @@ Command add_describe(CLI::App& app) {
   };
   auto a = std::make_shared<Args>();
   a->run.threads = int(std::max(1u, std::thread::hardware_concurrency()));
-  sub->add_option("--model", a->model, "model directory")->required();
+  a->model = CAPTION_DEFAULT_MODEL;
+  sub->add_option("--model", a->model, "model directory (default: the bundled flickr8k-resnet50c4)");
   sub->add_option("inputs", a->inputs, "image files, folders (recursive) and @list.txt files");
   sub->add_option("--features", a->features, "precomputed image features (.safetensors) instead of images")
       ->check(CLI::ExistingFile);
