@@ -205,8 +205,10 @@ void train(const TrainOptions& opt, TrainObserver& obs) {
       LossSum s = dec.train_step(b, opt.dropout, opt.seed, ck.step);
       if (!std::isfinite(s.sum))
         throw std::runtime_error("loss became non-finite at epoch " + std::to_string(epoch) + ", step " +
-                                 std::to_string(ck.step) + "; the checkpoint of epoch " +
-                                 std::to_string(ck.epoch) + " is kept");
+                                 std::to_string(ck.step) + "; " +
+                                 (ck.epoch ? "the checkpoint of epoch " + std::to_string(ck.epoch) + " is kept"
+                                           : std::string("no checkpoint was written")) +
+                                 " (try a lower --lr or --clip)");
       if (opt.clip > 0) clip_grad_norm(ex, dec.grads(), dec.num_params(), opt.clip);
       adam_step(ex, dec.params(), dec.grads(), m.data(), v.data(), dec.num_params(), adam, long(++ck.step));
       total.sum += s.sum;

@@ -65,10 +65,10 @@ class CliData {
     test::write_bytes(dir.path("train.txt"), train);
     test::write_bytes(dir.path("val.txt"), val);
   }
-  std::string train_args(const std::string& out, int epochs) const {
+  std::string train_args(const std::string& out, int epochs, const std::string& lr = "0.01") const {
     return "train --captions " + dir.path("captions.txt") + " --features " + dir.path("features.safetensors") +
            " --train-list " + dir.path("train.txt") + " --val-list " + dir.path("val.txt") +
-           " --min-count 1 --batch 4 --lr 0.01 --seed 5 --device cpu --epochs " + std::to_string(epochs) +
+           " --min-count 1 --batch 4 --lr " + lr + " --seed 5 --device cpu --epochs " + std::to_string(epochs) +
            " --out " + dir.path(out);
   }
   test::ScratchDir dir;
@@ -172,6 +172,17 @@ TEST(Cli, ScoreAndDescribe) {
     }
     EXPECT_EQ(i, 12);
   }
+}
+
+TEST(Cli, NonFiniteLossStopsAndKeepsTheCheckpoint) {
+  CliData d;
+  ASSERT_EQ(run(d.train_args("m", 1)).status, 0);
+  const std::string before = slurp(d.dir.path("m/checkpoint.safetensors"));
+  CliRun r = run(d.train_args("m", 2, "1e30") + " --resume");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("non-finite"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("checkpoint of epoch 1 is kept"), std::string::npos) << r.output;
+  EXPECT_EQ(slurp(d.dir.path("m/checkpoint.safetensors")), before);
 }
 
 // One line on stderr, naming the file, and a non-zero exit.
