@@ -10,7 +10,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::vector<caption::cli::Command> commands;
   for (auto add : {caption::cli::add_train, caption::cli::add_score, caption::cli::add_describe,
-                    caption::cli::add_features, caption::cli::add_import_keras})
+                    caption::cli::add_features, caption::cli::add_import_keras, caption::cli::add_eval})
     commands.push_back(add(app));
   try {
     app.parse(argc, argv);

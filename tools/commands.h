@@ -16,5 +16,6 @@ Command add_score(CLI::App& app);
 Command add_describe(CLI::App& app);
 Command add_features(CLI::App& app);
 Command add_import_keras(CLI::App& app);
+Command add_eval(CLI::App& app);
 
 }  // namespace caption::cli
