@@ -91,7 +91,10 @@ void parse_tiff(const uint8_t* p, size_t n, Header& h) {
 Header read_header(const std::string& bytes) {
   const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
   const size_t n = bytes.size();
-  auto starts = [&](std::string_view magic, size_t at = 0) { return bytes.compare(at, magic.size(), magic) == 0; };
+  // The length check first: compare() throws std::out_of_range when `at` is past the end.
+  auto starts = [&](std::string_view magic, size_t at = 0) {
+    return n >= at + magic.size() && bytes.compare(at, magic.size(), magic) == 0;
+  };
   Header h;
   if (n >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) {
     h.format = "JPEG";

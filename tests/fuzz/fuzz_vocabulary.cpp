@@ -1,0 +1,5 @@
+// libFuzzer target: parse_vocabulary (fuzz_parsers.h) on arbitrary bytes.
+#include "fuzz_main.h"
+#include "fuzz_parsers.h"
+
+CAPTION_FUZZ_TARGET(caption::fuzz::parse_vocabulary, ".txt")
