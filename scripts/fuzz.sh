@@ -3,7 +3,7 @@
 # each for SECONDS (default 60), seeded from tests/data/fuzz/<target>/ (tiny seeds and the inputs
 # of past findings). New corpus entries stay in build-fuzz/corpus/; a crash leaves its input in
 # build-fuzz/crash-<target>-* and fails the run: fix it, then add the input under
-# tests/data/fuzz/<target>/ so that caption_tests replays it.
+# tests/data/fuzz/<target>/ so that caption_tests replays it. A fixed -seed keeps CI runs repeatable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -29,7 +29,7 @@ for t in "${built[@]}"; do
   mkdir -p "$corpus"
   [[ -d tests/data/fuzz/$name ]] && cp -n tests/data/fuzz/"$name"/* "$corpus"/
   echo "== $t (${seconds}s)"
-  if ! build-fuzz/tests/fuzz/"$t" -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+  if ! build-fuzz/tests/fuzz/"$t" -max_total_time="$seconds" -seed=1 -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
       -artifact_prefix="build-fuzz/crash-$name-" -print_final_stats=1 "$corpus" \
       2>"build-fuzz/$t.log"; then
     status=1
