@@ -51,7 +51,7 @@ ModelConfig load_model_config(const std::string& path) {
   ModelConfig cfg;
   try {
     cfg.raw = json::parse(read_file(path));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse errors, and numbers out of range (out_of_range.406)
     throw InputError(path, std::string("not valid JSON: ") + e.what());
   }
   if (!cfg.raw.is_object()) throw InputError(path, "expected a JSON object");

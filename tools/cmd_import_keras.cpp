@@ -46,7 +46,7 @@ Command add_import_keras(CLI::App& app) {
             if (std::filesystem::exists(cfg_path)) {
               try {
                 cfg = nlohmann::json::parse(read_file(cfg_path));
-              } catch (const nlohmann::json::parse_error& e) {
+              } catch (const nlohmann::json::exception& e) {  // also out-of-range numbers
                 throw InputError(cfg_path, std::string("not valid JSON: ") + e.what());
               }
               if (!cfg.is_object()) throw InputError(cfg_path, "expected a JSON object");
