@@ -2,13 +2,12 @@
 // coco-caption definitions, and `caption eval` end to end.
 #include "model/caption_metrics.h"
 
-#include <sys/wait.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "tests/cli_test_util.h"
 #include "tests/io_test_util.h"
 
 namespace caption {
@@ -133,26 +132,10 @@ TEST(CaptionMetrics, RejectsMismatchedInputs) {
 
 // ---- caption eval end to end ----
 
-struct CliRun {
-  int status;
-  std::string output;  // stdout and stderr together
-};
+using test::CliRun;
+using test::expect_one_line_error;
+using test::run_cli;
 
-CliRun run_cli(const std::string& args) {
-  std::string cmd = std::string(CAPTION_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
-
-void expect_one_line_error(const CliRun& r, const std::string& mentions) {
-  EXPECT_NE(r.status, 0);
-  EXPECT_NE(r.output.find(mentions), std::string::npos) << r.output;
-  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
-}
 
 class EvalCli : public ::testing::Test {
  protected:

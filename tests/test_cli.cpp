@@ -14,6 +14,7 @@
 
 #include "model/features.h"
 #include "model/safetensors.h"
+#include "tests/cli_test_util.h"
 #include "tests/io_test_util.h"
 #include "tests/test_util.h"
 
@@ -22,20 +23,9 @@ extern char** environ;
 namespace caption {
 namespace {
 
-struct CliRun {
-  int status;
-  std::string output;  // stdout and stderr together
-};
-
-CliRun run(const std::string& args) {
-  std::string cmd = std::string(CAPTION_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+using test::CliRun;
+using test::expect_one_line_error;
+CliRun run(const std::string& args) { return test::run_cli(args); }
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -185,12 +175,6 @@ TEST(Cli, NonFiniteLossStopsAndKeepsTheCheckpoint) {
   EXPECT_EQ(slurp(d.dir.path("m/checkpoint.safetensors")), before);
 }
 
-// One line on stderr, naming the file, and a non-zero exit.
-void expect_one_line_error(const CliRun& r, const std::string& mentions) {
-  EXPECT_NE(r.status, 0);
-  EXPECT_NE(r.output.find(mentions), std::string::npos) << r.output;
-  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
-}
 
 TEST(Cli, BadInputGivesOneLineErrors) {
   CliData d;

@@ -15,6 +15,7 @@
 
 #include "model/encoder_config.h"
 #include "model/safetensors.h"
+#include "tests/cli_test_util.h"
 #include "tests/io_test_util.h"
 
 namespace caption {
@@ -196,12 +197,8 @@ TEST(KerasImport, CliWritesEncoderAndConfig) {
   // A bad file: exit status 1 and a one-line error naming it.
   const std::string bad = scratch().path("bad.h5");
   test::write_bytes(bad, "nope");
-  FILE* p = popen((cli + bad + " --out " + out + " 2>&1").c_str(), "r");
-  std::string msg;
-  char buf[512];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) msg.append(buf, n);
-  int st_bad = pclose(p);
-  EXPECT_EQ(WIFEXITED(st_bad) ? WEXITSTATUS(st_bad) : -1, 1);
+  auto [st_bad, msg] = test::run_cli("import-keras " + bad + " --out " + out);
+  EXPECT_EQ(st_bad, 1);
   EXPECT_NE(msg.find(bad), std::string::npos) << msg;
   EXPECT_EQ(std::count(msg.begin(), msg.end(), '\n'), 1) << msg;
 }

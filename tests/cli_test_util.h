@@ -1,0 +1,34 @@
+#pragma once
+// Runs the built `caption` binary (CAPTION_BINARY) for the CLI tests and captures what it prints.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+
+namespace caption::test {
+
+struct CliRun {
+  int status;          // exit status, -1 when killed by a signal
+  std::string output;  // stdout and stderr together
+};
+
+inline CliRun run_cli(const std::string& args) {
+  std::string cmd = std::string(CAPTION_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+// A failed run whose output is one line mentioning `mentions` (the file it names).
+inline void expect_one_line_error(const CliRun& r, const std::string& mentions) {
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find(mentions), std::string::npos) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+}
+
+}  // namespace caption::test
