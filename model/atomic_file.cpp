@@ -23,42 +23,64 @@ std::string parent_dir(const std::string& path) {
 
 }  // namespace
 
-void write_file_atomic(const std::string& path, std::string_view bytes) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) fail(path, "cannot create temporary file", errno);
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp." + std::to_string(::getpid())) {
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd_ < 0) fail(path_, "cannot create temporary file", errno);
+}
 
-  auto abandon = [&](const char* step) {
-    int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    fail(path, step, err);
-  };
+AtomicFile::~AtomicFile() {
+  if (fd_ < 0) return;
+  ::close(fd_);
+  ::unlink(tmp_.c_str());
+}
+
+void AtomicFile::abandon(const char* step) {
+  int err = errno;
+  ::close(fd_);
+  fd_ = -1;
+  ::unlink(tmp_.c_str());
+  fail(path_, step, err);
+}
+
+void AtomicFile::write(std::string_view bytes) {
+  if (fd_ < 0) throw std::logic_error("AtomicFile::write after commit or failure: " + path_);
   size_t done = 0;
   while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) abandon("cannot write");
     done += size_t(n);
   }
-  if (::fsync(fd) != 0) abandon("cannot sync");
-  if (::close(fd) != 0) {
+}
+
+void AtomicFile::commit() {
+  if (fd_ < 0) throw std::logic_error("AtomicFile::commit twice or after failure: " + path_);
+  if (::fsync(fd_) != 0) abandon("cannot sync");
+  int rc = ::close(fd_);
+  fd_ = -1;
+  if (rc != 0) {
     int err = errno;
-    ::unlink(tmp.c_str());
-    fail(path, "cannot write", err);
+    ::unlink(tmp_.c_str());
+    fail(path_, "cannot write", err);
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
     int err = errno;
-    ::unlink(tmp.c_str());
-    fail(path, "cannot replace file", err);
+    ::unlink(tmp_.c_str());
+    fail(path_, "cannot replace file", err);
   }
   // The rename is durable only once the folder entry is on disk.
-  int dir = ::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0) fail(path, "cannot open folder to sync", errno);
-  int rc = ::fsync(dir);
+  int dir = ::open(parent_dir(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) fail(path_, "cannot open folder to sync", errno);
+  rc = ::fsync(dir);
   int err = errno;
   ::close(dir);
-  if (rc != 0 && err != EINVAL) fail(path, "cannot sync folder", err);  // EINVAL: fs can't sync dirs
+  if (rc != 0 && err != EINVAL) fail(path_, "cannot sync folder", err);  // EINVAL: fs can't sync dirs
+}
+
+void write_file_atomic(const std::string& path, std::string_view bytes) {
+  AtomicFile file(path);
+  file.write(bytes);
+  file.commit();
 }
 
 }  // namespace caption

@@ -162,6 +162,16 @@ void resize(const cv::Mat& src, cv::Mat& dst, int w, int h) {
   cv::resize(src, dst, cv::Size(w, h), 0, 0, shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
 }
 
+void make_thumbnail(const cv::Mat& rgb, Thumbnail& t) {
+  const double scale = std::min(1.0, double(t.max_side) / std::max(rgb.cols, rgb.rows));
+  cv::Mat small, bgr;
+  resize(rgb, small, std::max(1, int(rgb.cols * scale + 0.5)), std::max(1, int(rgb.rows * scale + 0.5)));
+  cv::cvtColor(small, bgr, cv::COLOR_RGB2BGR);
+  std::vector<uint8_t> buf;
+  cv::imencode(".jpg", bgr, buf, {cv::IMWRITE_JPEG_QUALITY, 80});
+  t.jpeg.assign(buf.begin(), buf.end());
+}
+
 #endif  // CAPTION_HAS_OPENCV
 
 bool has_image_extension(const fs::path& p) {
@@ -197,7 +207,7 @@ void expand_path(const std::string& path, std::vector<std::string>& out, const s
 
 bool image_support_available() { return CAPTION_HAS_OPENCV; }
 
-void load_image(const std::string& path, const ImageOptions& opt, uint8_t* out) {
+void load_image(const std::string& path, const ImageOptions& opt, uint8_t* out, Thumbnail* thumbnail) {
 #if CAPTION_HAS_OPENCV
   const std::string bytes = read_file(path);
   if (bytes.empty()) throw InputError(path, "empty file, not an image");
@@ -219,6 +229,7 @@ void load_image(const std::string& path, const ImageOptions& opt, uint8_t* out) 
                                     : std::string("not an image (unrecognised format)"));
   check_size(path, img.cols, img.rows, opt);  // formats whose header was not parsed above
   const cv::Mat rgb = to_rgb8(path, img);
+  if (thumbnail) make_thumbnail(rgb, *thumbnail);
 
   const int size = opt.image_size;
   cv::Mat square;
@@ -245,6 +256,7 @@ void load_image(const std::string& path, const ImageOptions& opt, uint8_t* out) 
 #else
   (void)opt;
   (void)out;
+  (void)thumbnail;
   throw InputError(path, "cannot read images: this build of caption has no image support (OpenCV was not found)");
 #endif
 }

@@ -20,10 +20,17 @@ struct ImageOptions {
 // False in builds without OpenCV: image input then fails with a clear error.
 bool image_support_available();
 
-// Writes image_size*image_size*3 RGB bytes (row-major HWC) to `out`. Throws
-// InputError(path, reason) for anything unreadable (missing, empty, truncated, not an image,
-// too large, a directory).
-void load_image(const std::string& path, const ImageOptions& opt, uint8_t* out);
+// A small JPEG of the whole image (aspect kept, longer side at most max_side) for galleries,
+// made from the same decode as the network input.
+struct Thumbnail {
+  int max_side = 0;
+  std::string jpeg;
+};
+
+// Writes image_size*image_size*3 RGB bytes (row-major HWC) to `out`, and fills `thumbnail`
+// when given. Throws InputError(path, reason) for anything unreadable (missing, empty,
+// truncated, not an image, too large, a directory).
+void load_image(const std::string& path, const ImageOptions& opt, uint8_t* out, Thumbnail* thumbnail = nullptr);
 
 // Expands command-line inputs: image files as given, folders recursively (files with an image
 // extension, sorted by path), and @list.txt files (one path per line, relative to the list's

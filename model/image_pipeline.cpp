@@ -13,6 +13,7 @@ namespace {
 struct Decoded {
   std::vector<size_t> indices;
   std::vector<uint8_t> pixels;
+  std::vector<std::string> thumbnails;
   std::vector<std::pair<size_t, std::string>> errors;
 };
 
@@ -20,7 +21,7 @@ struct Decoded {
 
 void encode_images(ResNet50& encoder, const std::vector<std::string>& paths, int batch, int threads,
                    const std::function<void(const EncodedBatch&)>& on_batch,
-                   const std::function<void(size_t, const std::string&)>& on_error) {
+                   const std::function<void(size_t, const std::string&)>& on_error, int thumbnail_side) {
   const ImageOptions opt = encoder.config().image_options();
   const size_t image_bytes = size_t(opt.image_size) * opt.image_size * 3;
   const size_t batches = (paths.size() + batch - 1) / batch;
@@ -46,8 +47,11 @@ void encode_images(ResNet50& encoder, const std::vector<std::string>& paths, int
       d.pixels.resize((last - first) * image_bytes);
       for (size_t i = first; i < last; ++i) {
         try {
-          load_image(paths[i], opt, d.pixels.data() + d.indices.size() * image_bytes);
+          Thumbnail thumb{thumbnail_side, {}};
+          load_image(paths[i], opt, d.pixels.data() + d.indices.size() * image_bytes,
+                     thumbnail_side > 0 ? &thumb : nullptr);
           d.indices.push_back(i);
+          if (thumbnail_side > 0) d.thumbnails.push_back(std::move(thumb.jpeg));
         } catch (const std::exception& e) {
           d.errors.emplace_back(i, e.what());
         }
@@ -80,6 +84,7 @@ void encode_images(ResNet50& encoder, const std::vector<std::string>& paths, int
       for (auto& [i, msg] : d.errors) on_error(i, msg);
       EncodedBatch out;
       out.indices = std::move(d.indices);
+      out.thumbnails = std::move(d.thumbnails);
       out.features.resize(out.indices.size() * encoder.feature_dim());
       if (!out.indices.empty()) encoder.encode(d.pixels.data(), int(out.indices.size()), out.features.data());
       {

@@ -3,6 +3,7 @@
 // calling thread runs the encoder on the previous one. At most `threads + 1` batches are in
 // memory at once, so a collection of any size runs in bounded memory. Results come back in
 // input order; an image that fails to load is reported and left out, never stops the run.
+// thumbnail_side > 0 also makes a small JPEG of each image (in the decode threads).
 #include <functional>
 #include <string>
 #include <vector>
@@ -14,10 +15,12 @@ namespace caption {
 struct EncodedBatch {
   std::vector<size_t> indices;  // into the input paths, ascending
   std::vector<float> features;  // [indices.size(), feature_dim]
+  std::vector<std::string> thumbnails;  // JPEG per image when thumbnails were asked for
 };
 
 void encode_images(ResNet50& encoder, const std::vector<std::string>& paths, int batch, int threads,
                    const std::function<void(const EncodedBatch&)>& on_batch,
-                   const std::function<void(size_t index, const std::string& error)>& on_error);
+                   const std::function<void(size_t index, const std::string& error)>& on_error,
+                   int thumbnail_side = 0);
 
 }  // namespace caption

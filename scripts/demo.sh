@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/configure.sh -DCAPTION_BUILD_TESTS=OFF -DCAPTION_BUILD_BENCH=OFF >/dev/null
 cmake --build build --target caption -j "$(nproc)"
-build/caption describe examples --beam 3 --no-unk --output examples/captions.jsonl
+build/caption describe examples --beam 3 --no-unk --output examples/captions.jsonl --html examples/gallery.html
 cat examples/captions.jsonl
-echo "demo: captions written to examples/captions.jsonl"
+echo "demo: captions written to examples/captions.jsonl; open examples/gallery.html to see them with the images"

@@ -51,5 +51,27 @@ TEST(AtomicFile, FailedRenameLeavesNoTemporary) {
   EXPECT_EQ(entries(dir.dir()), 1u);
 }
 
+// A file written in pieces is invisible until commit; an abandoned one leaves nothing.
+TEST(AtomicFile, StreamedWritesAppearOnlyOnCommit) {
+  ScratchDir dir;
+  const std::string path = dir.path("stream.jsonl");
+  write_file_atomic(path, "old");
+  {
+    AtomicFile f(path);
+    f.write("line 1\n");
+    f.write("line 2\n");
+    EXPECT_EQ(test::read_bytes(path), "old");
+    f.commit();
+    EXPECT_THROW(f.write("late"), std::logic_error);
+  }
+  EXPECT_EQ(test::read_bytes(path), "line 1\nline 2\n");
+  {
+    AtomicFile f(dir.path("abandoned.jsonl"));
+    f.write("partial");
+    EXPECT_EQ(entries(dir.dir()), 2u);  // stream.jsonl and the temporary
+  }
+  EXPECT_EQ(entries(dir.dir()), 1u);
+}
+
 }  // namespace
 }  // namespace caption

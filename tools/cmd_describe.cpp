@@ -1,41 +1,99 @@
-// caption describe: captions for images, from image files (encoder + decoder) or from
-// precomputed features.
-#include <iostream>
+// caption describe: captions for images, from image files (encoder + decoder in one streaming
+// pipeline) or from precomputed features.
+#include <chrono>
+#include <filesystem>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <thread>
 
-#include "model/atomic_file.h"
 #include "model/captioner.h"
 #include "model/captions.h"
+#include "model/image_pipeline.h"
 #include "runtime/error.h"
+#include "tools/caption_writer.h"
 #include "tools/commands.h"
+#include "tools/html_gallery.h"
 #include "tools/image_inputs.h"
 #include "tools/model_loader.h"
 #include "tools/progress.h"
+#include "tools/shard.h"
 
 namespace caption::cli {
 namespace {
 
-std::string csv_field(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
+struct Args {
+  std::string model = CAPTION_DEFAULT_MODEL, features, images, output, html, format = "jsonl", device = "auto",
+              shard = "0/1";
+  std::vector<std::string> inputs;
+  DecodeOptions decode;
+  ImageRunOptions run;
+};
+
+// Decode threads -> encoder -> batched beam search -> writer, one batch at a time: memory stays
+// flat however many images there are, and captions are written as they come.
+int describe_images(const Args& a, const Shard& shard, LoadedModel& model, CaptionWriter& out, Progress& progress) {
+  const auto paths = take_shard(expand_image_inputs(a.inputs), shard);
+  if (paths.empty()) throw InputError(a.inputs.front(), shard.count > 1 ? "no images in shard " + a.shard : "no images found");
+  auto encoder = load_encoder(*model.ctx, model.files, a.run.tf32);
+  if (encoder->feature_dim() != model.files.config.decoder.feature_dim)
+    throw InputError(a.model, "the encoder gives " + std::to_string(encoder->feature_dim()) +
+                                  "-d features, the decoder expects " +
+                                  std::to_string(model.files.config.decoder.feature_dim));
+  std::unique_ptr<HtmlGallery> gallery;
+  if (!a.html.empty()) gallery = std::make_unique<HtmlGallery>(a.html, "Captions of " + std::to_string(paths.size()) + " images");
+  FailedImages failed(paths.size(), progress);
+  const auto t0 = std::chrono::steady_clock::now();
+  encode_images(
+      *encoder, paths, a.decode.batch, a.run.threads,
+      [&](const EncodedBatch& b) {
+        const auto ids = generate(*model.decoder, b.features.data(), int(b.indices.size()), a.decode);
+        for (size_t k = 0; k < b.indices.size(); ++k) {
+          const std::string& path = paths[b.indices[k]];
+          const std::string caption = caption_text(model.files.vocab, ids[k]);
+          out.add(std::filesystem::path(path).filename().string(), path, caption);
+          if (gallery) gallery->add(path, caption, b.thumbnails[k]);
+        }
+        out.flush();
+        const size_t done = out.count() + failed.count();
+        progress.update(double(done) / paths.size(), rate_status(done, paths.size(), "images", t0));
+      },
+      [&](size_t, const std::string& error) {
+        failed.add(error);
+        if (gallery) gallery->add_failure(error);
+      },
+      gallery ? HtmlGallery::kThumbnailSide : 0);
+  progress.finish_line();
+  if (out.count() == 0) failed.throw_nothing_read();
+  out.commit();
+  if (gallery) gallery->commit();
+  failed.summary();
+  return failed.count() ? 2 : 0;
+}
+
+int describe_features(const Args& a, const Shard& shard, LoadedModel& model, CaptionWriter& out, Progress& progress) {
+  FeatureTable features = read_features(a.features);
+  check_features(features, a.features, model);
+  if (!a.images.empty()) features = select_images(features, read_image_list(a.images), a.images);
+  if (shard.count > 1) features = select_images(features, take_shard(features.images, shard), a.features);
+  const auto t0 = std::chrono::steady_clock::now();
+  const size_t n = features.images.size();
+  for (size_t first = 0; first < n; first += a.decode.batch) {
+    const int count = int(std::min<size_t>(a.decode.batch, n - first));
+    const auto ids = generate(*model.decoder, features.row(first), count, a.decode);
+    for (int i = 0; i < count; ++i) out.add(features.images[first + i], "", caption_text(model.files.vocab, ids[i]));
+    out.flush();
+    progress.update(double(first + count) / n, rate_status(first + count, n, "captions", t0));
+  }
+  progress.finish_line();
+  out.commit();
+  return 0;
 }
 
 }  // namespace
 
 Command add_describe(CLI::App& app) {
   auto* sub = app.add_subcommand("describe", "Caption images (files or precomputed features)");
-  struct Args {
-    std::string model, features, images, output, format = "jsonl", device = "auto";
-    std::vector<std::string> inputs;
-    DecodeOptions decode;
-    ImageRunOptions run;
-  };
   auto a = std::make_shared<Args>();
   a->run.threads = int(std::max(1u, std::thread::hardware_concurrency()));
-  a->model = CAPTION_DEFAULT_MODEL;
   sub->add_option("--model", a->model, "model directory (default: the bundled flickr8k-resnet50c4)");
   sub->add_option("inputs", a->inputs, "image files, folders (recursive) and @list.txt files");
   sub->add_option("--features", a->features, "precomputed image features (.safetensors) instead of images")
@@ -47,56 +105,30 @@ Command add_describe(CLI::App& app) {
                   "beam score = sum log p / (words+1)^alpha")->capture_default_str();
   sub->add_option("--batch", a->decode.batch, "images encoded and decoded together")->capture_default_str();
   sub->add_option("--threads", a->run.threads, "image decoding threads")->capture_default_str();
+  sub->add_option("--shard", a->shard, "i/n: caption only inputs i, i+n, i+2n, ... (0 <= i < n)")
+      ->capture_default_str();
   auto* no_unk = sub->add_flag("--no-unk", "never emit <unk> (rare words)");
   sub->add_option("--output", a->output, "file to write (default: standard output)");
   sub->add_option("--format", a->format, "jsonl or csv")->check(CLI::IsMember({"jsonl", "csv"}))->capture_default_str();
+  sub->add_option("--html", a->html, "also write a self-contained HTML gallery (thumbnails + captions)");
+  sub->add_flag("--tf32", a->run.tf32, "CUDA: allow TF32 tensor cores in convolutions");
   sub->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
   return {sub, [a, no_unk] {
             a->decode.allow_unk = !*no_unk;
             if (a->decode.beam < 1 || a->decode.batch < 1) throw std::invalid_argument("--beam and --batch must be >= 1");
             if (a->features.empty() == a->inputs.empty())
               throw std::invalid_argument("give image files/folders or --features, not both");
+            if (!a->html.empty() && !a->features.empty())
+              throw std::invalid_argument("--html needs image inputs (its thumbnails come from the images)");
+            const Shard shard = parse_shard(a->shard);
             auto model = load_model(a->model, parse_device(a->device));
-            Progress progress(Progress::stderr_is_terminal() && !a->output.empty());
-            FeatureTable features;
-            size_t failed = 0;
-            if (!a->features.empty()) {
-              features = read_features(a->features);
-              check_features(features, a->features, model);
-              if (!a->images.empty()) features = select_images(features, read_image_list(a->images), a->images);
-            } else {
-              auto paths = expand_image_inputs(a->inputs);
-              if (paths.empty()) throw InputError(a->inputs.front(), "no images found");
-              auto encoder = load_encoder(*model.ctx, model.files, a->run.tf32);
-              if (encoder->feature_dim() != model.files.config.decoder.feature_dim)
-                throw InputError(a->model, "the encoder gives " + std::to_string(encoder->feature_dim()) +
-                                               "-d features, the decoder expects " +
-                                               std::to_string(model.files.config.decoder.feature_dim));
-              a->run.batch = a->decode.batch;
-              features = encode_image_files(*encoder, paths, a->run, progress, &failed);
-            }
             a->decode.max_len = model.files.config.decoder.max_len;
-            std::string text = a->format == "csv" ? "image,caption\n" : "";
-            const int n = int(features.images.size()), chunk = a->decode.batch;
-            for (int first = 0; first < n; first += chunk) {
-              int count = std::min(chunk, n - first);
-              auto ids = generate(*model.decoder, features.row(first), count, a->decode);
-              std::string part;
-              for (int i = 0; i < count; ++i) {
-                const std::string& image = features.images[first + i];
-                std::string caption = caption_text(model.files.vocab, ids[i]);
-                if (a->format == "csv") part += csv_field(image) + "," + csv_field(caption) + "\n";
-                else part += nlohmann::ordered_json{{"image", image}, {"caption", caption}}.dump() + "\n";
-              }
-              if (a->output.empty()) std::cout << (first == 0 ? text : "") << part << std::flush;
-              else text += part;
-              if (a->output.empty()) text.clear();
-              progress.update(double(first + count) / n, std::to_string(first + count) + "/" + std::to_string(n) + " captions");
-            }
-            progress.finish_line();
-            if (!a->output.empty()) write_file_atomic(a->output, text);
-            if (failed) progress.line(std::to_string(failed) + " images could not be read (see the warnings above)");
-            return failed ? 2 : 0;
+            // A redrawn bar would tangle with captions printed to the same terminal.
+            Progress progress(Progress::stderr_is_terminal() && !a->output.empty());
+            CaptionWriter out(a->output, a->format == "csv" ? CaptionFormat::Csv : CaptionFormat::Jsonl,
+                              a->features.empty());
+            return a->features.empty() ? describe_images(*a, shard, model, out, progress)
+                                       : describe_features(*a, shard, model, out, progress);
           }};
 }
 

@@ -1,18 +1,24 @@
 // caption features: image files to an image-features file (safetensors, one tensor per image).
+#include <chrono>
+#include <filesystem>
 #include <memory>
 #include <thread>
+#include <unordered_set>
 
+#include "model/features.h"
 #include "model/image_loader.h"
+#include "model/image_pipeline.h"
+#include "runtime/error.h"
 #include "tools/commands.h"
 #include "tools/image_inputs.h"
-#include "runtime/error.h"
+#include "tools/shard.h"
 
 namespace caption::cli {
 
 Command add_features(CLI::App& app) {
   auto* sub = app.add_subcommand("features", "Encode images into a features file with the model's encoder");
   struct Args {
-    std::string model, output, device = "auto";
+    std::string model, output, device = "auto", shard = "0/1";
     std::vector<std::string> inputs;
     ImageRunOptions run;
   };
@@ -23,23 +29,49 @@ Command add_features(CLI::App& app) {
   sub->add_option("--output", a->output, "features file to write (.safetensors)")->required();
   sub->add_option("--batch", a->run.batch, "images per encoder batch")->capture_default_str();
   sub->add_option("--threads", a->run.threads, "image decoding threads")->capture_default_str();
+  sub->add_option("--shard", a->shard, "i/n: encode only inputs i, i+n, i+2n, ... (0 <= i < n)")
+      ->capture_default_str();
   sub->add_flag("--tf32", a->run.tf32, "CUDA: allow TF32 tensor cores in convolutions");
   sub->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
   return {sub, [a] {
             if (a->run.batch < 1) throw std::invalid_argument("--batch must be >= 1");
-            auto paths = expand_image_inputs(a->inputs);
+            const Shard shard = parse_shard(a->shard);
+            const auto paths = take_shard(expand_image_inputs(a->inputs), shard);
             if (paths.empty()) throw InputError(a->inputs.front(), "no images found");
             ModelFiles files = load_model_dir(a->model);
             Context ctx(parse_device(a->device));
             auto encoder = load_encoder(ctx, files, a->run.tf32);
             Progress progress(Progress::stderr_is_terminal());
-            size_t failed = 0;
-            FeatureTable table = encode_image_files(*encoder, paths, a->run, progress, &failed);
-            if (table.images.empty()) throw std::runtime_error("no image could be read; nothing written");
+            FailedImages failed(paths.size(), progress);
+            // Features are keyed by file name, so a second image with the same name is skipped.
+            FeatureTable table;
+            table.dim = encoder->feature_dim();
+            std::unordered_set<std::string> names;
+            const auto t0 = std::chrono::steady_clock::now();
+            encode_images(
+                *encoder, paths, a->run.batch, a->run.threads,
+                [&](const EncodedBatch& b) {
+                  for (size_t k = 0; k < b.indices.size(); ++k) {
+                    const std::string& path = paths[b.indices[k]];
+                    const std::string name = std::filesystem::path(path).filename().string();
+                    if (!names.insert(name).second) {
+                      failed.add(path + ": an earlier image has the same file name");
+                      continue;
+                    }
+                    table.images.push_back(name);
+                    table.data.insert(table.data.end(), b.features.begin() + k * table.dim,
+                                      b.features.begin() + (k + 1) * table.dim);
+                  }
+                  const size_t done = table.images.size() + failed.count();
+                  progress.update(double(done) / paths.size(), rate_status(done, paths.size(), "images", t0));
+                },
+                [&](size_t, const std::string& error) { failed.add(error); });
+            progress.finish_line();
+            if (table.images.empty()) failed.throw_nothing_read();
             write_features(a->output, table);
-            progress.line("wrote " + std::to_string(table.images.size()) + " image features to " + a->output +
-                          (failed ? "; " + std::to_string(failed) + " images failed" : ""));
-            return failed ? 2 : 0;
+            progress.line("wrote " + std::to_string(table.images.size()) + " image features to " + a->output);
+            failed.summary();
+            return failed.count() ? 2 : 0;
           }};
 }
 

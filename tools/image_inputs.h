@@ -1,11 +1,9 @@
 #pragma once
-// Shared by the commands that read images: the encoder of a model directory, and a feature
-// table built from image files through the batched pipeline, with failures reported.
+// Shared by the commands that read images: the encoder of a model directory, and how a batch
+// job reports the images it could not read.
 #include <memory>
 #include <string>
-#include <vector>
 
-#include "model/features.h"
 #include "model/model_dir.h"
 #include "model/resnet50.h"
 #include "tools/progress.h"
@@ -20,9 +18,22 @@ struct ImageRunOptions {
 
 std::unique_ptr<ResNet50> load_encoder(Context& ctx, const ModelFiles& files, bool tf32);
 
-// Encodes `paths`, keyed by file name. Unreadable images (and repeated file names) are reported
-// on stderr and counted in `failed`; the rest are returned in input order.
-FeatureTable encode_image_files(ResNet50& encoder, const std::vector<std::string>& paths,
-                                const ImageRunOptions& opt, Progress& progress, size_t* failed);
+// Unreadable images of a job over `total` inputs: each is a warning line and the job goes on;
+// when the only input fails, its error becomes the command's one error line instead.
+class FailedImages {
+ public:
+  FailedImages(size_t total, Progress& progress) : total_(total), progress_(progress) {}
+  void add(const std::string& error);
+  size_t count() const { return count_; }
+  // When nothing could be read: throws the error the command ends with.
+  [[noreturn]] void throw_nothing_read() const;
+  // After a job that wrote something: one line saying how many failed, if any.
+  void summary() const;
+
+ private:
+  size_t total_, count_ = 0;
+  Progress& progress_;
+  std::string only_error_;
+};
 
 }  // namespace caption::cli

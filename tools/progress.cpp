@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace caption::cli {
@@ -44,6 +45,15 @@ std::string format_duration(double s) {
   int t = int(s + 0.5);
   if (t >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", t / 3600, t / 60 % 60);
   else std::snprintf(buf, sizeof buf, "%dm%02ds", t / 60, t % 60);
+  return buf;
+}
+
+std::string rate_status(size_t done, size_t total, const std::string& unit, std::chrono::steady_clock::time_point start) {
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double rate = done / std::max(s, 1e-9);
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%zu/%zu %s, %.1f %s/s, ETA %s", done, total, unit.c_str(), rate, unit.c_str(),
+                format_duration((total - done) / std::max(rate, 1e-9)).c_str());
   return buf;
 }
 

@@ -21,5 +21,7 @@ class Progress {
 };
 
 std::string format_duration(double seconds);
+// "120/5000 images, 35.2 images/s, ETA 2m19s" for `done` of `total` since `start`.
+std::string rate_status(size_t done, size_t total, const std::string& unit, std::chrono::steady_clock::time_point start);
 
 }  // namespace caption::cli
