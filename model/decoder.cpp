@@ -128,6 +128,7 @@ void Decoder::ensure_workspace(int B, int T) {
   const size_t N = size_t(B) * T;
   MemoryPool& pool = ctx_.pool();
   Stream st = ctx_.exec().stream;
+  w.B = w.T = 0;  // if an allocation below runs out of memory, the next call starts afresh
   auto f = [&](PoolBuffer<float>& b, size_t n) { b = PoolBuffer<float>(); b = PoolBuffer<float>(pool, n, st); };
   auto i = [&](PoolBuffer<int32_t>& b, size_t n) { b = PoolBuffer<int32_t>(); b = PoolBuffer<int32_t>(pool, n, st); };
   f(w.features, B * D), f(w.feat_drop, B * D), f(w.a, B * H), f(w.da, B * H);

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "model/image_loader.h"
+#include "model/split_on_oom.h"
 
 namespace caption {
 namespace {
@@ -30,6 +31,7 @@ void encode_images(ResNet50& encoder, const std::vector<std::string>& paths, int
   std::condition_variable cv;
   std::map<size_t, Decoded> ready;
   size_t next_claim = 0, consumed = 0;
+  int encoder_batch = batch;  // smaller once a batch has run out of device memory
   bool stop = false;
 
   auto worker = [&] {
@@ -86,7 +88,10 @@ void encode_images(ResNet50& encoder, const std::vector<std::string>& paths, int
       out.indices = std::move(d.indices);
       out.thumbnails = std::move(d.thumbnails);
       out.features.resize(out.indices.size() * encoder.feature_dim());
-      if (!out.indices.empty()) encoder.encode(d.pixels.data(), int(out.indices.size()), out.features.data());
+      run_in_pieces(int(out.indices.size()), encoder_batch, [&](int first, int count) {
+        encoder.encode(d.pixels.data() + first * image_bytes, count, out.features.data() + size_t(first) * encoder.feature_dim());
+      });
+      out.encoder_batch = encoder_batch;
       {
         std::lock_guard<std::mutex> lock(mu);
         consumed = b + 1;

@@ -3,7 +3,8 @@
 // calling thread runs the encoder on the previous one. At most `threads + 1` batches are in
 // memory at once, so a collection of any size runs in bounded memory. Results come back in
 // input order; an image that fails to load is reported and left out, never stops the run.
-// thumbnail_side > 0 also makes a small JPEG of each image (in the decode threads).
+// thumbnail_side > 0 also makes a small JPEG of each image (in the decode threads). A batch
+// that runs out of device memory is encoded in smaller pieces (run_in_pieces).
 #include <functional>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@ struct EncodedBatch {
   std::vector<size_t> indices;  // into the input paths, ascending
   std::vector<float> features;  // [indices.size(), feature_dim]
   std::vector<std::string> thumbnails;  // JPEG per image when thumbnails were asked for
+  int encoder_batch = 0;  // images per encoder call: below `batch` after running out of device memory
 };
 
 void encode_images(ResNet50& encoder, const std::vector<std::string>& paths, int batch, int threads,

@@ -124,6 +124,7 @@ void ResNet50::ensure_buffers(int N) {
   const size_t per_image = S * S * 16;
   MemoryPool& pool = ctx_.pool();
   Stream st = ctx_.exec().stream;
+  capacity_ = 0;  // if an allocation below runs out of memory, the next call starts afresh
   pixels_ = PoolBuffer<uint8_t>();
   pixels_ = PoolBuffer<uint8_t>(pool, size_t(N) * S * S * 3, st);
   for (auto& b : buf_) {

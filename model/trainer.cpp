@@ -1,5 +1,6 @@
 #include "model/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -118,6 +119,35 @@ LossSum evaluate_all(Decoder& dec, const CaptionDataset& data, const FeatureTabl
   return total;
 }
 
+// Runs the largest batch (the `batch` longest captions) once before training, without an
+// optimizer update (gradients are overwritten by every step): its workspace then stays
+// allocated for the whole run, and a batch too large for the device fails here, with the
+// batch size that does fit, instead of as an allocation error mid-epoch.
+void check_batch_fits(Decoder& dec, const CaptionDataset& data, const FeatureTable& features, const TrainOptions& opt) {
+  std::vector<size_t> idx(data.tokens.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  const size_t n = std::min(idx.size(), size_t(opt.batch));
+  std::partial_sort(idx.begin(), idx.begin() + n, idx.end(),
+                    [&](size_t a, size_t b) { return data.tokens[a].size() > data.tokens[b].size(); });
+  auto fits = [&](int b) {
+    try {
+      dec.train_step(make_batch(data, features, idx.data(), b), opt.dropout, opt.seed, 0);
+      return true;
+    } catch (const OutOfMemory&) {
+      return false;
+    }
+  };
+  if (fits(int(n))) return;
+  int smaller = int(n) / 2;
+  while (smaller > 0 && !fits(smaller)) smaller /= 2;
+  const size_t limit = opt.memory_limit;
+  throw std::runtime_error(
+      std::string("out of ") + device_name(opt.device) + " memory for a batch of " + std::to_string(n) +
+      " captions of up to " + std::to_string(data.tokens[idx[0]].size()) + " tokens" +
+      (limit ? " (--memory-limit " + std::to_string(limit >> 20) + " MiB)" : "") + ": " +
+      (smaller ? "--batch " + std::to_string(smaller) + " fits" : "not even one caption fits beside the model"));
+}
+
 }  // namespace
 
 void train(const TrainOptions& opt, TrainObserver& obs) {
@@ -167,7 +197,7 @@ void train(const TrainOptions& opt, TrainObserver& obs) {
                          " captions skipped: image not in the features file)"
                    : ""));
 
-  Context ctx(opt.device);
+  Context ctx(opt.device, opt.memory_limit);
   Decoder dec(ctx, {features.dim, config.decoder.embed_dim, config.decoder.hidden_dim, vocab.size()});
   PoolBuffer<float> m(ctx.pool(), dec.num_params(), ctx.exec().stream);
   PoolBuffer<float> v(ctx.pool(), dec.num_params(), ctx.exec().stream);
@@ -193,6 +223,7 @@ void train(const TrainOptions& opt, TrainObserver& obs) {
     ctx.zero(v.data(), dec.num_params() * sizeof(float));
   }
 
+  check_batch_fits(dec, train_data, features, opt);
   AdamConfig adam;
   adam.lr = opt.lr;
   const Exec ex = ctx.exec();

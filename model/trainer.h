@@ -21,6 +21,7 @@ struct TrainOptions {
   float clip = 0.f;  // global gradient-norm clip; 0 = off
   uint64_t seed = 1;
   Device device = Device::CPU;
+  size_t memory_limit = 0;  // bytes the device memory pool may hold; 0 = all there is
   bool resume = false;
 };
 

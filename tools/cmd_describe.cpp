@@ -8,9 +8,11 @@
 #include "model/captioner.h"
 #include "model/captions.h"
 #include "model/image_pipeline.h"
+#include "model/split_on_oom.h"
 #include "runtime/error.h"
 #include "tools/caption_writer.h"
 #include "tools/commands.h"
+#include "tools/device_options.h"
 #include "tools/html_gallery.h"
 #include "tools/image_inputs.h"
 #include "tools/model_loader.h"
@@ -21,12 +23,34 @@ namespace caption::cli {
 namespace {
 
 struct Args {
-  std::string model = CAPTION_DEFAULT_MODEL, features, images, output, html, format = "jsonl", device = "auto",
-              shard = "0/1";
+  std::string model = CAPTION_DEFAULT_MODEL, features, images, output, html, format = "jsonl", shard = "0/1";
   std::vector<std::string> inputs;
   DecodeOptions decode;
   ImageRunOptions run;
+  DeviceOptions device;
 };
+
+// Captions of `count` feature rows, in pieces of at most `piece` images: a piece that runs
+// out of device memory is split (run_in_pieces) and `piece` stays smaller for what follows.
+std::vector<std::string> captions_of(LoadedModel& model, const float* rows, int count, DecodeOptions opt, int& piece) {
+  std::vector<std::string> out(count);
+  const size_t D = model.files.config.decoder.feature_dim;
+  run_in_pieces(count, piece, [&](int first, int n) {
+    opt.batch = n;
+    const auto ids = generate(*model.decoder, rows + first * D, n, opt);
+    for (int i = 0; i < n; ++i) out[first + i] = caption_text(model.files.vocab, ids[i]);
+  });
+  return out;
+}
+
+// Says once that batches were split because device memory ran short.
+void note_split(Progress& progress, int asked, int encoder_batch, int decoder_batch, bool& noted) {
+  if (noted || (encoder_batch >= asked && decoder_batch >= asked)) return;
+  progress.line("note: a batch of " + std::to_string(asked) + " images did not fit in device memory; going on with " +
+                "encoder batches of " + std::to_string(encoder_batch) + " and decoder batches of " +
+                std::to_string(decoder_batch) + " (the captions are the same)");
+  noted = true;
+}
 
 // Decode threads -> encoder -> batched beam search -> writer, one batch at a time: memory stays
 // flat however many images there are, and captions are written as they come.
@@ -41,16 +65,18 @@ int describe_images(const Args& a, const Shard& shard, LoadedModel& model, Capti
   std::unique_ptr<HtmlGallery> gallery;
   if (!a.html.empty()) gallery = std::make_unique<HtmlGallery>(a.html, "Captions of " + std::to_string(paths.size()) + " images");
   FailedImages failed(paths.size(), progress);
+  int decoder_batch = a.decode.batch;
+  bool noted = false;
   const auto t0 = std::chrono::steady_clock::now();
   encode_images(
       *encoder, paths, a.decode.batch, a.run.threads,
       [&](const EncodedBatch& b) {
-        const auto ids = generate(*model.decoder, b.features.data(), int(b.indices.size()), a.decode);
+        const auto captions = captions_of(model, b.features.data(), int(b.indices.size()), a.decode, decoder_batch);
+        note_split(progress, a.decode.batch, b.encoder_batch, decoder_batch, noted);
         for (size_t k = 0; k < b.indices.size(); ++k) {
           const std::string& path = paths[b.indices[k]];
-          const std::string caption = caption_text(model.files.vocab, ids[k]);
-          out.add(std::filesystem::path(path).filename().string(), path, caption);
-          if (gallery) gallery->add(path, caption, b.thumbnails[k]);
+          out.add(std::filesystem::path(path).filename().string(), path, captions[k]);
+          if (gallery) gallery->add(path, captions[k], b.thumbnails[k]);
         }
         out.flush();
         const size_t done = out.count() + failed.count();
@@ -76,10 +102,13 @@ int describe_features(const Args& a, const Shard& shard, LoadedModel& model, Cap
   if (shard.count > 1) features = select_images(features, take_shard(features.images, shard), a.features);
   const auto t0 = std::chrono::steady_clock::now();
   const size_t n = features.images.size();
+  int decoder_batch = a.decode.batch;
+  bool noted = false;
   for (size_t first = 0; first < n; first += a.decode.batch) {
     const int count = int(std::min<size_t>(a.decode.batch, n - first));
-    const auto ids = generate(*model.decoder, features.row(first), count, a.decode);
-    for (int i = 0; i < count; ++i) out.add(features.images[first + i], "", caption_text(model.files.vocab, ids[i]));
+    const auto captions = captions_of(model, features.row(first), count, a.decode, decoder_batch);
+    note_split(progress, a.decode.batch, a.decode.batch, decoder_batch, noted);
+    for (int i = 0; i < count; ++i) out.add(features.images[first + i], "", captions[i]);
     out.flush();
     progress.update(double(first + count) / n, rate_status(first + count, n, "captions", t0));
   }
@@ -112,7 +141,7 @@ Command add_describe(CLI::App& app) {
   sub->add_option("--format", a->format, "jsonl or csv")->check(CLI::IsMember({"jsonl", "csv"}))->capture_default_str();
   sub->add_option("--html", a->html, "also write a self-contained HTML gallery (thumbnails + captions)");
   sub->add_flag("--tf32", a->run.tf32, "CUDA: allow TF32 tensor cores in convolutions");
-  sub->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
+  add_device_options(sub, a->device);
   return {sub, [a, no_unk] {
             a->decode.allow_unk = !*no_unk;
             if (a->decode.beam < 1 || a->decode.batch < 1) throw std::invalid_argument("--beam and --batch must be >= 1");
@@ -121,7 +150,7 @@ Command add_describe(CLI::App& app) {
             if (!a->html.empty() && !a->features.empty())
               throw std::invalid_argument("--html needs image inputs (its thumbnails come from the images)");
             const Shard shard = parse_shard(a->shard);
-            auto model = load_model(a->model, parse_device(a->device));
+            auto model = load_model(a->model, a->device.parse(), a->device.memory_limit_bytes());
             a->decode.max_len = model.files.config.decoder.max_len;
             // A redrawn bar would tangle with captions printed to the same terminal.
             Progress progress(Progress::stderr_is_terminal() && !a->output.empty());

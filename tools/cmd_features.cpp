@@ -10,6 +10,7 @@
 #include "model/image_pipeline.h"
 #include "runtime/error.h"
 #include "tools/commands.h"
+#include "tools/device_options.h"
 #include "tools/image_inputs.h"
 #include "tools/shard.h"
 
@@ -18,9 +19,10 @@ namespace caption::cli {
 Command add_features(CLI::App& app) {
   auto* sub = app.add_subcommand("features", "Encode images into a features file with the model's encoder");
   struct Args {
-    std::string model, output, device = "auto", shard = "0/1";
+    std::string model, output, shard = "0/1";
     std::vector<std::string> inputs;
     ImageRunOptions run;
+    DeviceOptions device;
   };
   auto a = std::make_shared<Args>();
   a->run.threads = int(std::max(1u, std::thread::hardware_concurrency()));
@@ -32,14 +34,14 @@ Command add_features(CLI::App& app) {
   sub->add_option("--shard", a->shard, "i/n: encode only inputs i, i+n, i+2n, ... (0 <= i < n)")
       ->capture_default_str();
   sub->add_flag("--tf32", a->run.tf32, "CUDA: allow TF32 tensor cores in convolutions");
-  sub->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
+  add_device_options(sub, a->device);
   return {sub, [a] {
             if (a->run.batch < 1) throw std::invalid_argument("--batch must be >= 1");
             const Shard shard = parse_shard(a->shard);
             const auto paths = take_shard(expand_image_inputs(a->inputs), shard);
             if (paths.empty()) throw InputError(a->inputs.front(), "no images found");
             ModelFiles files = load_model_dir(a->model);
-            Context ctx(parse_device(a->device));
+            Context ctx(a->device.parse(), a->device.memory_limit_bytes());
             auto encoder = load_encoder(ctx, files, a->run.tf32);
             Progress progress(Progress::stderr_is_terminal());
             FailedImages failed(paths.size(), progress);

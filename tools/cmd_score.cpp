@@ -6,6 +6,7 @@
 
 #include "model/caption_dataset.h"
 #include "tools/commands.h"
+#include "tools/device_options.h"
 #include "tools/model_loader.h"
 
 namespace caption::cli {
@@ -13,7 +14,8 @@ namespace caption::cli {
 Command add_score(CLI::App& app) {
   auto* sub = app.add_subcommand("score", "Mean token cross-entropy and perplexity of a model on captions");
   struct Args {
-    std::string model, features, captions, images, device = "auto";
+    std::string model, features, captions, images;
+    DeviceOptions device;
     int batch = 64;
   };
   auto a = std::make_shared<Args>();
@@ -22,9 +24,9 @@ Command add_score(CLI::App& app) {
   sub->add_option("--captions", a->captions, "reference captions (Flickr8k token file or Kaggle CSV)")->required()->check(CLI::ExistingFile);
   sub->add_option("--images", a->images, "only the captions of these images (one name per line)")->check(CLI::ExistingFile);
   sub->add_option("--batch", a->batch, "captions per batch")->capture_default_str();
-  sub->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
+  add_device_options(sub, a->device);
   return {sub, [a] {
-            auto model = load_model(a->model, parse_device(a->device));
+            auto model = load_model(a->model, a->device.parse(), a->device.memory_limit_bytes());
             FeatureTable features = read_features(a->features);
             check_features(features, a->features, model);
             auto records = read_captions(a->captions);

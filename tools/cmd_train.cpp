@@ -8,6 +8,7 @@
 #include "model/model_dir.h"
 #include "model/trainer.h"
 #include "tools/commands.h"
+#include "tools/device_options.h"
 #include "tools/loss_plot.h"
 #include "tools/progress.h"
 
@@ -55,7 +56,7 @@ class CliObserver : public TrainObserver {
 Command add_train(CLI::App& app) {
   auto* sub = app.add_subcommand("train", "Train the decoder on captions and precomputed image features");
   auto opt = std::make_shared<TrainOptions>();
-  auto device = std::make_shared<std::string>("auto");
+  auto device = std::make_shared<DeviceOptions>();
   sub->add_option("--captions", opt->captions, "Flickr8k.token.txt or Kaggle captions.txt")->required()->check(CLI::ExistingFile);
   sub->add_option("--features", opt->features, "image features (.safetensors, one 1-D tensor per image)")->required()->check(CLI::ExistingFile);
   sub->add_option("--train-list", opt->train_list, "training image names, one per line")->required()->check(CLI::ExistingFile);
@@ -70,10 +71,11 @@ Command add_train(CLI::App& app) {
   sub->add_option("--seed", opt->seed, "seed for initialisation, shuffling and dropout")->capture_default_str();
   sub->add_option("--min-count", opt->min_count, "minimum word count for the vocabulary")->capture_default_str();
   sub->add_option("--max-len", opt->max_len, "maximum caption length in tokens, <start> and <end> included")->capture_default_str();
-  sub->add_option("--device", *device, "auto, cpu or cuda")->capture_default_str();
+  add_device_options(sub, *device);
   sub->add_flag("--resume", opt->resume, "continue from the checkpoint in --out");
   return {sub, [opt, device] {
-            opt->device = parse_device(*device);
+            opt->device = device->parse();
+            opt->memory_limit = device->memory_limit_bytes();
             CliObserver obs(opt->out);
             train(*opt, obs);
             return 0;

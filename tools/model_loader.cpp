@@ -4,12 +4,12 @@
 
 namespace caption::cli {
 
-LoadedModel load_model(const std::string& dir, Device device) {
+LoadedModel load_model(const std::string& dir, Device device, size_t memory_limit_bytes) {
   LoadedModel m;
   m.files = load_model_dir(dir);
   if (!m.files.config.has_decoder) throw InputError(join_path(dir, "config.json"), "the model has no decoder");
   const auto& d = m.files.config.decoder;
-  m.ctx = std::make_unique<Context>(device);
+  m.ctx = std::make_unique<Context>(device, memory_limit_bytes);
   m.decoder = std::make_unique<Decoder>(*m.ctx, DecoderDims{d.feature_dim, d.embed_dim, d.hidden_dim, m.files.vocab.size()});
   m.decoder->load(m.files.decoder_weights, join_path(dir, d.weights));
   m.files.decoder_weights.clear();  // on the device now

@@ -16,7 +16,7 @@ struct LoadedModel {
   std::unique_ptr<Decoder> decoder;
 };
 
-LoadedModel load_model(const std::string& dir, Device device);
+LoadedModel load_model(const std::string& dir, Device device, size_t memory_limit_bytes = 0);
 // InputError naming the features file when its dimension differs from the model's.
 void check_features(const FeatureTable& features, const std::string& path, const LoadedModel& model);
 // The rows of `images` in the table's order; InputError naming `list_path` if one is absent.
