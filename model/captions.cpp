@@ -71,6 +71,7 @@ std::vector<CaptionRecord> read_captions(const std::string& path) {
   bool csv = false, first = true;
   for_each_line(without_bom(text), [&](size_t line_no, std::string_view line) {
     if (trim(line).empty()) return;
+    if (!is_utf8(line)) throw InputError(path, at_line(line_no, "not valid UTF-8"));
     if (first) {
       first = false;
       csv = trim(line) == "image,caption";

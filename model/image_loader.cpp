@@ -181,23 +181,19 @@ bool has_image_extension(const fs::path& p) {
   return exts.count(e) > 0;
 }
 
-// Appends `path` (a file as given, or a folder's image files sorted by path). Directory
-// symlinks are not followed, so a link back up the tree cannot loop.
-void expand_path(const std::string& path, std::vector<std::string>& out, const std::string& where,
-                 const std::string& missing_problem) {
-  std::error_code ec;
-  fs::file_status st = fs::status(path, ec);
-  if (!fs::exists(st)) throw InputError(where, missing_problem);
-  if (!fs::is_directory(st)) {
-    out.push_back(path);
-    return;
-  }
+// Appends the image files under folder `dir`, sorted by path: every entry with an image
+// extension that is not a folder. A link that loops or dangles, or a FIFO, is kept, so that
+// loading it reports it like any other unreadable image instead of the walk failing or leaving
+// it out unsaid. Directory symlinks are not followed, so a link back up the tree cannot loop.
+void expand_folder(const std::string& dir, std::vector<std::string>& out) {
   std::vector<std::string> found;
   try {
-    for (const auto& e : fs::recursive_directory_iterator(path))
-      if (e.is_regular_file() && has_image_extension(e.path())) found.push_back(e.path().string());
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+      std::error_code ec;  // set when the entry cannot be resolved: then it is no folder either
+      if (has_image_extension(e.path()) && !e.is_directory(ec)) found.push_back(e.path().string());
+    }
   } catch (const fs::filesystem_error& e) {
-    throw InputError(e.path1().empty() ? path : e.path1().string(), "cannot list folder: " + e.code().message());
+    throw InputError(e.path1().empty() ? dir : e.path1().string(), "cannot list folder: " + e.code().message());
   }
   std::sort(found.begin(), found.end());
   out.insert(out.end(), found.begin(), found.end());
@@ -267,18 +263,24 @@ std::vector<std::string> expand_image_inputs(const std::vector<std::string>& inp
     if (in.size() > 1 && in[0] == '@') {
       const std::string list = in.substr(1);
       const fs::path base = fs::path(list).parent_path();
-      for_each_line(read_file(list), [&](size_t line_no, std::string_view line) {
+      for_each_line(read_file(list), [&](size_t, std::string_view line) {
         std::string_view entry = trim(line);
         if (entry.empty()) return;
         fs::path p(entry);
         std::string path = (p.is_relative() ? base / p : p).string();
-        // A missing entry of a long list is reported and skipped when its turn comes (as an
-        // unreadable image is), not a reason to refuse the whole job.
-        if (!fs::exists(path)) out.push_back(path);
-        else expand_path(path, out, list, at_line(line_no, "'" + path + "' does not exist"));
+        // A missing or unreadable entry of a long list is reported and skipped when its turn
+        // comes (as an unreadable image is), not a reason to refuse the whole job.
+        std::error_code ec;
+        if (fs::is_directory(path, ec)) expand_folder(path, out);
+        else out.push_back(path);
       });
     } else {
-      expand_path(in, out, in, "no such file or folder");
+      std::error_code ec;
+      const fs::file_status st = fs::status(in, ec);
+      if (st.type() == fs::file_type::not_found) throw InputError(in, "no such file or folder");
+      if (st.type() == fs::file_type::none) throw InputError(in, ec.message());  // a link loop, no permission
+      if (fs::is_directory(st)) expand_folder(in, out);
+      else out.push_back(in);
     }
   }
   return out;

@@ -34,7 +34,9 @@ void load_image(const std::string& path, const ImageOptions& opt, uint8_t* out, 
 
 // Expands command-line inputs: image files as given, folders recursively (files with an image
 // extension, sorted by path), and @list.txt files (one path per line, relative to the list's
-// folder). A missing path is an InputError.
+// folder). A command-line path that is missing or cannot be looked up (a link loop) is an
+// InputError; anything else unreadable (such a list entry, a bad file in a folder) is kept, for
+// load_image to report when its turn comes.
 std::vector<std::string> expand_image_inputs(const std::vector<std::string>& inputs);
 
 }  // namespace caption

@@ -26,6 +26,10 @@ void for_each_line(std::string_view text, Fn&& fn) {
 // `s` without leading and trailing spaces, tabs, '\r', '\n', '\v', '\f'.
 std::string_view trim(std::string_view s);
 
+// Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past
+// U+10FFFF): text that ends up in JSON output must be, or writing it fails far from its source.
+bool is_utf8(std::string_view s);
+
 // "line N: problem", the form line-level InputErrors use.
 std::string at_line(size_t line_no, const std::string& problem);
 

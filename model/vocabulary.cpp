@@ -62,6 +62,7 @@ Vocabulary Vocabulary::load(const std::string& path) {
     if (line.empty()) throw InputError(path, at_line(line_no, "empty token"));
     if (line.find_first_of(" \t\v\f\r") != std::string_view::npos)
       throw InputError(path, at_line(line_no, "token contains whitespace"));
+    if (!is_utf8(line)) throw InputError(path, at_line(line_no, "token is not valid UTF-8"));
     std::string token(line);
     if (line_no <= 4 && token != kSpecials[line_no - 1])
       throw InputError(path, at_line(line_no, "expected special token '" + std::string(kSpecials[line_no - 1]) +

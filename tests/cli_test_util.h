@@ -14,8 +14,11 @@ struct CliRun {
   std::string output;  // stdout and stderr together
 };
 
-inline CliRun run_cli(const std::string& args) {
-  std::string cmd = std::string(CAPTION_BINARY) + " " + args + " 2>&1";
+// With timeout_s > 0 the run is stopped after that long (timeout(1)), and its status is 124:
+// a hang then fails the test instead of stalling the suite.
+inline CliRun run_cli(const std::string& args, int timeout_s = 0) {
+  std::string cmd = (timeout_s > 0 ? "timeout " + std::to_string(timeout_s) + " " : std::string()) +
+                    std::string(CAPTION_BINARY) + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];
