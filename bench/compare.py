@@ -8,6 +8,16 @@ with the same thread count, and prints ONE markdown table:
 ratio is engine throughput / PyTorch throughput (above 1: the engine is faster). With
 --out DIR it also writes DIR/<device>-<date>.md (the table) and .json (every raw result).
 
+--pipeline adds end to end captioning, image files to greedy captions at batch 32 (the model of
+models/flickr8k-resnet50c4): `caption describe` against bench/peer/pipeline.py (torchvision
+ResNet50 + nn.LSTM greedy decode, DataLoader decoding workers) on the same image lists, with the
+same batch and threads: the first --pipeline-images Flickr8k test-split images (224x224) and the
+20 full-size originals repeated to --pipeline-originals images (under distinct names). The
+engine's images/s is (n - 1) / (t(n images) - t(1 image)) from the wall-clock times of whole
+`caption describe` runs (the quicker of two one-image runs), so process start and model loading
+drop out; the peer times itself after loading and one warm-up image. Needs ../shared (--data);
+skipped with a note without it. The notes give how many captions are identical on both sides.
+
   /usr/bin/python3 bench/compare.py --build build --device cpu --threads 2 --out bench/results
 """
 import argparse
@@ -18,9 +28,12 @@ import platform
 import re
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 
 
 def cpu_model():
@@ -108,6 +121,115 @@ def fmt_time(s):
     return f"{s * 1e3:.2f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} µs"
 
 
+def read_captions(path):
+    """{image name: caption} of a JSONL captions file (missing file: empty)."""
+    out = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                d = json.loads(line)
+                out[d["image"]] = d["caption"]
+    return out
+
+
+def pipeline_lists(data, tmp, n_images, n_originals):
+    """[(label, @list path, count)]: the first n_images test-split images, and the originals
+    repeated to n_originals through symbolic links with distinct names (the CLI skips a second
+    image with an earlier one's file name)."""
+    names = []
+    split = data / "text" / "Flickr_8k.testImages.txt"
+    if split.exists():
+        names = [n.strip() for n in split.read_text().splitlines() if n.strip()]
+    images = [data / "images" / n for n in names if (data / "images" / n).is_file()]
+    if not images:  # a copy without the split file
+        images = sorted((data / "images").glob("*.jpg"))
+    images = images[:n_images]
+    originals = sorted((data / "originals").glob("*.jpg")) if (data / "originals").is_dir() else []
+    links = []
+    if originals:
+        (tmp / "originals").mkdir()
+        for k in range(n_originals):
+            src = originals[k % len(originals)]
+            links.append(tmp / "originals" / f"{k:04d}_{src.name}")
+            links[-1].symlink_to(src.resolve())
+    lists = []
+    for label, paths in (("224px", images), ("originals", links)):
+        if len(paths) < 2:
+            continue
+        path = tmp / f"{label}.txt"
+        path.write_text("".join(str(p.resolve() if label == "224px" else p) + "\n" for p in paths))
+        lists.append((label, path, len(paths)))
+    return lists
+
+
+def engine_pipeline(binary, base_cmd, listfile, n, tmp, env, timeout, log):
+    """Images/s of `caption describe` on the n images of listfile, without start-up and model
+    loading: (n - 1) / (t(n) - t(1)), t(1) the quicker of a one-image run before and after.
+    Returns (images/s or None, raw times); the captions go to <listfile stem>-engine.jsonl."""
+    if not binary.exists():
+        log.append({"cmd": [str(binary)], "error": "not built"})
+        return None, None
+    one = tmp / f"{listfile.stem}-one.txt"
+    one.write_text(listfile.read_text().splitlines()[0] + "\n")
+    times = []
+    for lst, out in ((one, "one"), (listfile, f"{listfile.stem}-engine"), (one, "one")):
+        t = time.perf_counter()
+        stdout, _ = run(base_cmd + [f"@{lst}", "--output", tmp / f"{out}.jsonl"], env, timeout, log)
+        if stdout is None:
+            return None, None
+        times.append(time.perf_counter() - t)
+    t1, tn = min(times[0], times[2]), times[1]
+    rate = (n - 1) / (tn - t1) if tn > t1 else None
+    return rate, {"seconds_n": tn, "seconds_1": [times[0], times[2]], "images_per_s": rate}
+
+
+def pipeline_rows(args, env, log, raw):
+    """Rows for --pipeline: the engine's `caption describe` vs bench/peer/pipeline.py."""
+    data = Path(args.data)
+    if not (data / "images").is_dir():
+        msg = f"--pipeline skipped: no Flickr8k images at {data} (../shared is missing; see --data)"
+        print(msg, file=sys.stderr)
+        log.append({"note": msg})
+        return []
+    binary = Path(args.build) / "caption"
+    model = REPO / "models" / "flickr8k-resnet50c4"
+    B, T = args.pipeline_batch, args.threads
+    modes = [("fp32", ["--channels-last"] if args.device == "cpu" else [])]  # PyTorch's faster CPU layout
+    if args.device == "cuda":
+        modes.append(("bf16", ["--dtype", "bf16", "--channels-last"]))
+    rows, raw["pipeline"] = [], {}
+    with tempfile.TemporaryDirectory(prefix="caption-pipeline-") as tmp:
+        tmp = Path(tmp)
+        for label, listfile, n in pipeline_lists(data, tmp, args.pipeline_images, args.pipeline_originals):
+            cmd = [binary, "describe", "--model", model, "--batch", B, "--threads", T, "--device", args.device]
+            engine_rate, times = engine_pipeline(binary, cmd, listfile, n, tmp, env, args.timeout, log)
+            rec = raw["pipeline"][label] = {"images": n, "engine": times}
+            engine_caps = read_captions(tmp / f"{label}-engine.jsonl")
+            for mode, extra in modes:
+                out = tmp / f"{label}-peer-{mode}.jsonl"
+                p, _ = peer_results(args.python, HERE / "peer" / "pipeline.py",
+                                    [f"@{listfile}", "--model", str(model), "--batch", str(B), "--threads", str(T),
+                                     "--device", args.device, "--output", str(out)] + extra, env, args.timeout, log)
+                rec["peer_" + mode] = p
+                peer_caps = read_captions(out)
+                common = [k for k in peer_caps if k in engine_caps]
+                if common:
+                    same = sum(engine_caps[k] == peer_caps[k] for k in common)
+                    rec["identical_captions_" + mode] = [same, len(common)]
+                    log.append({"note": f"pipeline {label}: engine and PyTorch {mode} greedy captions identical on "
+                                        f"{same}/{len(common)} images"})
+                rows.append({
+                    "work": f"pipeline {label} greedy b{B}" + (f" vs PyTorch {mode}" if mode != "fp32" else ""),
+                    "engine": f"{engine_rate:,.1f} images/s" if engine_rate else "n/a",
+                    "pytorch": f"{p['images_per_s']:,.1f} images/s" if p else "n/a",
+                    "ratio": f"{engine_rate / p['images_per_s']:.2f}×" if p and engine_rate else "n/a",
+                })
+    if rows:
+        log.append({"note": "pipeline: engine images/s = (n - 1) / (t(n images) - t(1 image)), wall clock of "
+                            "whole `caption describe` runs; PyTorch timed after loading and one warm-up image"})
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default="build", help="CMake build folder (holds bench/bench_*)")
@@ -116,6 +238,13 @@ def main():
     ap.add_argument("--python", default=sys.executable, help="Python with torch for the peers")
     ap.add_argument("--kernels", action="store_true", help="also compare the ops one by one")
     ap.add_argument("--encoder", action="store_true", help="also compare the ResNet50 encoder")
+    ap.add_argument("--pipeline", action="store_true", help="also compare end to end captioning of image files")
+    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "flickr8k"),
+                    help="Flickr8k folder (images/, originals/, text/) for --pipeline")
+    ap.add_argument("--pipeline-images", type=int, default=256, help="224x224 test-split images for --pipeline")
+    ap.add_argument("--pipeline-originals", type=int, default=100,
+                    help="full-size images for --pipeline (the 20 originals, repeated)")
+    ap.add_argument("--pipeline-batch", type=int, default=32, help="batch size for --pipeline")
     ap.add_argument("--min-time", type=float, default=0.5, help="Google Benchmark min time per benchmark (s)")
     ap.add_argument("--peer-time", type=float, default=2.0, help="PyTorch seconds timed per configuration")
     ap.add_argument("--timeout", type=int, default=900, help="seconds allowed to each benchmark process")
@@ -183,6 +312,9 @@ def main():
                     "pytorch": f"{p['images_per_s']:,.1f} images/s" if p else "n/a",
                     "ratio": f"{e_ips / p['images_per_s']:.2f}×" if p else "n/a",
                 })
+
+    if args.pipeline:
+        rows += pipeline_rows(args, env, log, raw)
 
     if args.kernels:
         keng, raw["engine_kernels"] = engine_results(build / "bench" / "bench_kernels", args.device, args.min_time,

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""PyTorch peer of bench/bench_train_step.cpp: the same merge decoder, one teacher-forced
-training step (forward, CrossEntropyLoss(ignore_index=0), backward, Adam) on the very same
-token batches, timed after warm-up. Prints one JSON record per (batch size, length mode).
+"""PyTorch peer of bench/bench_train_step.cpp: the same merge decoder (tools/torch_captioner.py),
+one teacher-forced training step (forward, CrossEntropyLoss(ignore_index=0), backward, Adam) on
+the very same token batches, timed after warm-up. Prints one JSON record per (batch size, length
+mode).
 
   python3 bench/peer/train_step.py --device cpu --batch 64 256 --T 13 --json
 
@@ -13,10 +14,15 @@ import argparse
 import json
 import math
 import platform
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+from torch_captioner import Decoder  # noqa: E402  (the merge decoder of the model contract)
 
 MASK = (1 << 64) - 1
 TOKEN_SEED = 2024
@@ -59,24 +65,6 @@ def make_batches(B, fixed_T, V):
         longest = max(len(c) for c in caps)
         batches.append(torch.tensor([c + [0] * (longest - len(c)) for c in caps], dtype=torch.long))
     return batches
-
-
-class Decoder(nn.Module):
-    """The merge decoder of the model contract (state-dict names as in model/decoder.h)."""
-
-    def __init__(self, D, V, E=50, H=256, p=0.3):
-        super().__init__()
-        self.img_fc = nn.Linear(D, H)
-        self.embed = nn.Embedding(V, E, padding_idx=0)
-        self.lstm = nn.LSTM(E, H, batch_first=True)
-        self.fc = nn.Linear(H, H)
-        self.out = nn.Linear(H, V)
-        self.drop = nn.Dropout(p)
-
-    def forward(self, feat, tokens):
-        a = torch.relu(self.img_fc(self.drop(feat)))
-        h, _ = self.lstm(self.drop(self.embed(tokens)))
-        return self.out(torch.relu(self.fc(h + a[:, None, :])))
 
 
 def sync(device):

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Golden values for the decoder, from the PyTorch module of the model contract.
+"""Golden values for the decoder, from the PyTorch module of the model contract
+(tools/torch_captioner.py's Decoder).
 
 Writes tests/data/golden/decoder_small.json: parameters (state dict), a padded batch,
 logits, the masked mean cross-entropy, gradients after one backward pass, and parameters
@@ -9,26 +10,15 @@ ours; the dropout op is tested on its own. Run with Debian's python3-torch:
 """
 import json
 import os
+import sys
 
 import torch
 from torch import nn
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+from torch_captioner import Decoder  # noqa: E402  (the merge decoder of the model contract)
+
 D, E, H, V = 12, 6, 10, 17  # small dims keep the fixture readable; the code is dim-agnostic
-
-
-class Decoder(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.img_fc = nn.Linear(D, H)
-        self.embed = nn.Embedding(V, E, padding_idx=0)
-        self.lstm = nn.LSTM(E, H, batch_first=True)
-        self.fc = nn.Linear(H, H)
-        self.out = nn.Linear(H, V)
-
-    def forward(self, feat, tokens):
-        a = torch.relu(self.img_fc(feat))
-        h, _ = self.lstm(self.embed(tokens))
-        return self.out(torch.relu(self.fc(h + a[:, None, :])))
 
 
 def tolist(t):
@@ -37,7 +27,7 @@ def tolist(t):
 
 def main():
     torch.manual_seed(7)
-    model = Decoder()
+    model = Decoder(D, V, E, H, p=0.0)
     with torch.no_grad():  # spread the biases so that ReLU masks are mixed
         for p in model.parameters():
             p.mul_(1.5)
