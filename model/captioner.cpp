@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
+
+#include "kernels/beam_topk.h"
 
 namespace caption {
 namespace {
@@ -19,7 +22,7 @@ double normalized(const Hypothesis& h, float alpha) {
 // Decodes images [first, first+n) of `features` with K rows per image.
 void decode_group(Decoder& dec, const float* features, int n, const DecodeOptions& opt,
                   std::vector<std::vector<int32_t>>& out) {
-  const int K = opt.beam, D = dec.dims().feature_dim, V = dec.dims().vocab_size, rows = n * K;
+  const int K = opt.beam, D = dec.dims().feature_dim, rows = n * K;
   std::vector<float> feats(size_t(rows) * D);
   for (int r = 0; r < rows; ++r) std::copy(features + size_t(r / K) * D, features + size_t(r / K + 1) * D,
                                            feats.begin() + size_t(r) * D);
@@ -30,7 +33,13 @@ void decode_group(Decoder& dec, const float* features, int n, const DecodeOption
   std::vector<std::vector<Hypothesis>> finished(n);
   std::vector<char> done(n, 0);
   std::vector<int32_t> tokens(rows, Vocabulary::kStart), parent(rows);
-  std::vector<float> lp;
+  // Each row's best 2K tokens (picked on the device) hold every candidate that can make an
+  // image's best 2K: a row's scores are its beam's logp plus the row's log-probabilities, so
+  // they rank within the row as the log-probabilities do (ties too: lower token first).
+  const int C = 2 * K;
+  const int32_t banned = opt.allow_unk ? -1 : Vocabulary::kUnk;
+  std::vector<int32_t> top_tok;
+  std::vector<float> top_lp;
   struct Cand {
     double score;
     int row;
@@ -39,7 +48,7 @@ void decode_group(Decoder& dec, const float* features, int n, const DecodeOption
   std::vector<Cand> cands;
   for (int t = 0; t < opt.max_len - 1 && std::count(done.begin(), done.end(), 0) > 0; ++t) {
     dec.step(state, tokens.data());
-    dec.logprobs(state, lp);
+    dec.top_tokens(state, C, Vocabulary::kEnd, banned, top_tok, top_lp);
     std::vector<Hypothesis> next(rows);
     for (int img = 0; img < n; ++img) {
       for (int k = 0; k < K; ++k) parent[img * K + k] = img * K + k, next[img * K + k].logp = kDead;
@@ -48,14 +57,17 @@ void decode_group(Decoder& dec, const float* features, int n, const DecodeOption
       for (int k = 0; k < K; ++k) {
         int r = img * K + k;
         if (alive[r].logp == kDead) continue;
-        const float* row = lp.data() + size_t(r) * V;
-        for (int32_t v = Vocabulary::kEnd; v < V; ++v)
-          if (opt.allow_unk || v != Vocabulary::kUnk) cands.push_back({alive[r].logp + row[v], r, v});
+        for (int c = 0; c < C && top_tok[size_t(r) * C + c] >= 0; ++c)  // -1: fewer allowed tokens than C
+          cands.push_back({alive[r].logp + top_lp[size_t(r) * C + c], r, top_tok[size_t(r) * C + c]});
       }
-      // The best 2K candidates hold K that do not end, whatever ends among them.
-      size_t keep = std::min(cands.size(), size_t(2 * K));
-      std::partial_sort(cands.begin(), cands.begin() + keep, cands.end(),
-                        [](const Cand& a, const Cand& b) { return a.score > b.score || (a.score == b.score && a.token < b.token); });
+      // The best 2K candidates hold K that do not end, whatever ends among them. Ties: lower
+      // token, then lower row, a total order so that the result does not depend on the
+      // order the candidates were gathered in.
+      size_t keep = std::min(cands.size(), size_t(C));
+      std::partial_sort(cands.begin(), cands.begin() + keep, cands.end(), [](const Cand& a, const Cand& b) {
+        if (a.score != b.score) return a.score > b.score;
+        return a.token != b.token ? a.token < b.token : a.row < b.row;
+      });
       int filled = 0;
       for (size_t c = 0; c < keep && filled < K; ++c) {
         Hypothesis h{alive[cands[c].row].words, cands[c].score};
@@ -102,7 +114,8 @@ void decode_group(Decoder& dec, const float* features, int n, const DecodeOption
 
 std::vector<std::vector<int32_t>> generate(Decoder& decoder, const float* features, int count,
                                            const DecodeOptions& opt) {
-  if (opt.beam < 1) throw std::invalid_argument("beam width must be >= 1");
+  if (opt.beam < 1 || opt.beam > kBeamTopkMaxK / 2)
+    throw std::invalid_argument("beam width must be in [1, " + std::to_string(kBeamTopkMaxK / 2) + "]");
   std::vector<std::vector<int32_t>> out;
   out.reserve(count);
   const int D = decoder.dims().feature_dim;

@@ -11,7 +11,7 @@
 namespace caption {
 
 struct DecodeOptions {
-  int beam = 1;
+  int beam = 1;  // at most 32: each row's 2*beam best tokens come from the device (kernels/beam_topk.h)
   float length_penalty = 0.f;  // finished score = sum log p / (words + 1)^length_penalty
   int max_len = 40;
   int batch = 64;  // images decoded together (rows = batch * beam)

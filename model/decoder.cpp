@@ -3,6 +3,7 @@
 #include <cmath>
 #include <random>
 
+#include "kernels/beam_topk.h"
 #include "kernels/broadcast_add.h"
 #include "kernels/dense.h"
 #include "kernels/dropout.h"
@@ -65,8 +66,8 @@ struct Decoder::Workspace {
   PoolBuffer<int32_t> inputs, targets, rows;  // rows: output row r is position rows[r] of [B*T]
   // inference
   int iB = 0;
-  PoolBuffer<float> ia, ih, ic, ih2, ix, igates, im, iz, ilogits, ilse;
-  PoolBuffer<int32_t> itokens;
+  PoolBuffer<float> ia, ih, ic, ih2, ix, igates, im, iz, ilogits, ilse, itop_logp;
+  PoolBuffer<int32_t> itokens, itop_tokens;  // itop_*: [B,k] of top_tokens, grown on demand
 };
 
 Decoder::Decoder(Context& ctx, const DecoderDims& dims)
@@ -293,6 +294,22 @@ void Decoder::logprobs(const StepState& s, std::vector<float>& out) {
   ctx_.download(lse.data(), s.lse, lse.size() * sizeof(float));
   for (int b = 0; b < s.B; ++b)
     for (int v = 0; v < V; ++v) out[size_t(b) * V + v] -= lse[b];
+}
+
+void Decoder::top_tokens(const StepState& s, int k, int32_t first_allowed, int32_t banned,
+                         std::vector<int32_t>& tokens, std::vector<float>& logp) {
+  Workspace& w = *ws_;
+  const size_t n = size_t(s.B) * std::max(k, 0);
+  if (n > w.itop_tokens.size()) {
+    w.itop_tokens = PoolBuffer<int32_t>(ctx_.pool(), n, ctx_.exec().stream);
+    w.itop_logp = PoolBuffer<float>(ctx_.pool(), n, ctx_.exec().stream);
+  }
+  beam_topk(ctx_.exec(), s.logits, s.lse, s.B, dims_.vocab_size, k, first_allowed, banned, w.itop_tokens.data(),
+            w.itop_logp.data());
+  tokens.resize(n);
+  logp.resize(n);
+  ctx_.download(tokens.data(), w.itop_tokens.data(), n * sizeof(int32_t));
+  ctx_.download(logp.data(), w.itop_logp.data(), n * sizeof(float));
 }
 
 void Decoder::reorder(StepState& s, const int32_t* parent) {

@@ -93,6 +93,11 @@ class Decoder {
   void step(StepState& s, const int32_t* tokens);
   // Downloads log-probabilities [B,V] of the last step.
   void logprobs(const StepState& s, std::vector<float>& out);
+  // The k best tokens of each row of the last step and their log-probabilities, [B,k] each,
+  // best first (ties: lower id); only tokens >= first_allowed and != banned (-1: none). Picked
+  // on the device, so only [B,k] crosses the bus (kernels/beam_topk.h; k <= 64).
+  void top_tokens(const StepState& s, int k, int32_t first_allowed, int32_t banned, std::vector<int32_t>& tokens,
+                  std::vector<float>& logp);
   // Reorders the B rows of the state: row i takes old row parent[i] (beam search).
   void reorder(StepState& s, const int32_t* parent);
 

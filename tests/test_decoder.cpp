@@ -3,6 +3,7 @@
 #include "model/decoder.h"
 
 #include <fstream>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "kernels/adam.h"
@@ -246,6 +247,117 @@ TEST(Decoder, NoUnkNeverEmitsUnk) {
     for (auto& caption : generate(dec, g.batch.features.data(), g.batch.B, opt))
       for (int32_t id : caption) EXPECT_NE(id, Vocabulary::kUnk);
   }
+}
+
+}  // namespace
+}  // namespace caption
+
+namespace caption {
+namespace {
+
+// Beam search the textbook way, for generate() to be checked against: every allowed token of
+// every live beam is a candidate, scored from the full downloaded logits and lse. The same
+// row layout as generate() (K rows per image, one batch), so the decoder's numbers are the
+// same; the same pruning, stopping and tie rules (score, then token, then beam).
+std::vector<std::vector<int32_t>> reference_beam_search(Context& ctx, Decoder& dec, const std::vector<float>& feats,
+                                                        int n, const DecodeOptions& opt) {
+  struct Hyp {
+    std::vector<int32_t> words;
+    double logp;
+  };
+  auto norm = [&](const Hyp& h) { return h.logp / std::pow(double(h.words.size() + 1), double(opt.length_penalty)); };
+  auto by_norm = [&](const Hyp& a, const Hyp& b) { return norm(a) > norm(b); };
+  const int K = opt.beam, D = dec.dims().feature_dim, V = dec.dims().vocab_size, rows = n * K;
+  std::vector<float> rep;
+  for (int r = 0; r < rows; ++r) rep.insert(rep.end(), feats.begin() + (r / K) * D, feats.begin() + (r / K + 1) * D);
+  auto st = dec.begin_inference(rep.data(), rows);
+  std::vector<std::vector<Hyp>> live(n, {Hyp{{}, 0.0}}), fin(n);
+  std::vector<char> done(n, 0);
+  std::vector<int32_t> tok(rows, Vocabulary::kStart), parent(rows);
+  std::vector<float> logits(size_t(rows) * V), lse(rows);
+  for (int t = 0; t < opt.max_len - 1 && std::count(done.begin(), done.end(), 0) > 0; ++t) {
+    dec.step(st, tok.data());
+    ctx.download(logits.data(), st.logits, logits.size() * sizeof(float));
+    ctx.download(lse.data(), st.lse, lse.size() * sizeof(float));
+    for (int r = 0; r < rows; ++r) parent[r] = r;
+    for (int img = 0; img < n; ++img) {
+      if (done[img]) continue;
+      std::vector<std::tuple<double, int32_t, int>> all;  // (-score, token, beam): sorts best first
+      for (int k = 0; k < int(live[img].size()); ++k)
+        for (int32_t v = Vocabulary::kEnd; v < V; ++v)
+          if (opt.allow_unk || v != Vocabulary::kUnk) {
+            const int r = img * K + k;
+            all.emplace_back(-(live[img][k].logp + (logits[size_t(r) * V + v] - lse[r])), v, k);
+          }
+      std::sort(all.begin(), all.end());
+      std::vector<Hyp> next;
+      for (size_t c = 0; c < all.size() && c < size_t(2 * K) && int(next.size()) < K; ++c) {
+        auto [neg_score, v, k] = all[c];
+        Hyp h{live[img][k].words, -neg_score};
+        if (v == Vocabulary::kEnd) {
+          fin[img].push_back(h);
+          continue;
+        }
+        h.words.push_back(v);
+        parent[img * K + int(next.size())] = img * K + k;
+        tok[img * K + int(next.size())] = v;
+        next.push_back(h);
+      }
+      std::stable_sort(fin[img].begin(), fin[img].end(), by_norm);
+      if (int(fin[img].size()) > K) fin[img].resize(K);
+      live[img] = next;
+      if (next.empty() || (int(fin[img].size()) >= K &&
+                           norm(*std::min_element(next.begin(), next.end(), by_norm)) <= norm(fin[img].back())))
+        done[img] = 1;
+    }
+    if (K > 1) dec.reorder(st, parent.data());
+  }
+  std::vector<std::vector<int32_t>> out;
+  for (int img = 0; img < n; ++img) {
+    auto pool = fin[img];
+    if (!done[img]) pool.insert(pool.end(), live[img].begin(), live[img].end());
+    std::stable_sort(pool.begin(), pool.end(), by_norm);
+    out.push_back(pool.empty() ? std::vector<int32_t>{} : pool[0].words);
+  }
+  return out;
+}
+
+void check_generate_matches_reference(Device device) {
+  Context ctx(device);
+  int finished = 0, total = 0;
+  for (int V : {7, 40, 157}) {
+    DecoderDims dims{12, 8, 16, V};
+    Decoder dec(ctx, dims);
+    // Larger output weights than PyTorch's init make the distributions peaked; a boost of
+    // <end> lets captions finish before max_len, one of <unk> makes --no-unk matter.
+    auto flat = decoder_init(dims, V);
+    auto spec = [&](const char* name) {
+      return *std::find_if(dec.specs().begin(), dec.specs().end(), [&](auto& s) { return s.name == name; });
+    };
+    for (size_t i = 0; i < spec("out.weight").numel; ++i) flat[spec("out.weight").offset + i] *= 12.f;
+    flat[spec("out.bias").offset + Vocabulary::kEnd] += 3.f;
+    flat[spec("out.bias").offset + Vocabulary::kUnk] += 2.f;
+    dec.set_flat(flat, dec.params());
+    const int n = 6;
+    auto feats = test::random_vector(size_t(n) * dims.feature_dim, V, 0.f, 2.f);
+    for (int beam : {1, 3, 5})
+      for (bool allow_unk : {true, false}) {
+        DecodeOptions opt;
+        opt.beam = beam, opt.allow_unk = allow_unk, opt.max_len = 9;
+        auto got = generate(dec, feats.data(), n, opt);
+        EXPECT_EQ(got, reference_beam_search(ctx, dec, feats, n, opt))
+            << "V=" << V << " beam " << beam << " unk " << allow_unk;
+        for (auto& c : got) finished += c.size() < size_t(opt.max_len - 1), ++total;
+      }
+  }
+  EXPECT_GT(finished, total / 4);  // the test exercises <end>, not only max_len cut-offs
+}
+
+TEST(Decoder, BeamSearchMatchesFullVocabularyReference) { check_generate_matches_reference(Device::CPU); }
+
+TEST(Decoder, CudaBeamSearchMatchesFullVocabularyReference) {
+  REQUIRE_CUDA();
+  check_generate_matches_reference(Device::CUDA);
 }
 
 }  // namespace
