@@ -81,6 +81,8 @@ Decoder::Decoder(Context& ctx, const DecoderDims& dims)
 
 Decoder::~Decoder() = default;
 
+void Decoder::release_workspace() { ws_ = std::make_unique<Workspace>(); }
+
 void Decoder::set_flat(const std::vector<float>& host, float* dst) {
   if (host.size() != num_params_) throw std::logic_error("decoder: flat parameter size mismatch");
   ctx_.upload(dst, host.data(), host.size() * sizeof(float));

@@ -77,6 +77,8 @@ class Decoder {
   // Logits [B*T, V] of the last train_step/evaluate forward are not kept (the backward
   // works in place); `forward_logits` runs a forward and downloads them (tests, tools).
   std::vector<float> forward_logits(const TokenBatch& batch);
+  // Frees the training and inference buffers (they come back on the next call that needs them).
+  void release_workspace();
 
   // Inference primitives (device pointers from inference_state()).
   struct StepState {

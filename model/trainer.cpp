@@ -119,31 +119,46 @@ LossSum evaluate_all(Decoder& dec, const CaptionDataset& data, const FeatureTabl
   return total;
 }
 
-// Runs the largest batch (the `batch` longest captions) once before training, without an
-// optimizer update (gradients are overwritten by every step): its workspace then stays
-// allocated for the whole run, and a batch too large for the device fails here, with the
-// batch size that does fit, instead of as an allocation error mid-epoch.
-void check_batch_fits(Decoder& dec, const CaptionDataset& data, const FeatureTable& features, const TrainOptions& opt) {
+// Caption indices of `data`, longest first.
+std::vector<size_t> longest_first(const CaptionDataset& data) {
   std::vector<size_t> idx(data.tokens.size());
   for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  std::stable_sort(idx.begin(), idx.end(),
+                   [&](size_t a, size_t b) { return data.tokens[a].size() > data.tokens[b].size(); });
+  return idx;
+}
+
+// Runs the largest batches (the `batch` longest captions; training and validation) once
+// before training, without an optimizer update (gradients are overwritten by every step):
+// their workspace then stays allocated for the whole run, and a batch too large for the
+// device fails here, with the batch size that does fit, instead of mid-epoch.
+void check_batch_fits(Context& ctx, Decoder& dec, const CaptionDataset& train, const CaptionDataset& val,
+                      const FeatureTable& features, const TrainOptions& opt) {
+  const auto idx = longest_first(train), val_idx = longest_first(val);
   const size_t n = std::min(idx.size(), size_t(opt.batch));
-  std::partial_sort(idx.begin(), idx.begin() + n, idx.end(),
-                    [&](size_t a, size_t b) { return data.tokens[a].size() > data.tokens[b].size(); });
   auto fits = [&](int b) {
     try {
-      dec.train_step(make_batch(data, features, idx.data(), b), opt.dropout, opt.seed, 0);
+      dec.train_step(make_batch(train, features, idx.data(), b), opt.dropout, opt.seed, 0);
+      if (!val_idx.empty()) dec.evaluate(make_batch(val, features, val_idx.data(), std::min(b, int(val_idx.size()))));
       return true;
     } catch (const OutOfMemory&) {
+      dec.release_workspace();  // the next try starts as a fresh run would
+      ctx.pool().release_unused();
       return false;
     }
   };
   if (fits(int(n))) return;
-  int smaller = int(n) / 2;
-  while (smaller > 0 && !fits(smaller)) smaller /= 2;
+  // Halve until a batch fits, then bisect up to the largest that does.
+  int smaller = int(n) / 2, too_big = int(n);
+  while (smaller > 0 && !fits(smaller)) too_big = smaller, smaller /= 2;
+  while (smaller > 0 && too_big - smaller > 1) {
+    const int mid = (smaller + too_big) / 2;
+    (fits(mid) ? smaller : too_big) = mid;
+  }
   const size_t limit = opt.memory_limit;
   throw std::runtime_error(
       std::string("out of ") + device_name(opt.device) + " memory for a batch of " + std::to_string(n) +
-      " captions of up to " + std::to_string(data.tokens[idx[0]].size()) + " tokens" +
+      " captions of up to " + std::to_string(train.tokens[idx[0]].size()) + " tokens" +
       (limit ? " (--memory-limit " + std::to_string(limit >> 20) + " MiB)" : "") + ": " +
       (smaller ? "--batch " + std::to_string(smaller) + " fits" : "not even one caption fits beside the model"));
 }
@@ -223,7 +238,7 @@ void train(const TrainOptions& opt, TrainObserver& obs) {
     ctx.zero(v.data(), dec.num_params() * sizeof(float));
   }
 
-  check_batch_fits(dec, train_data, features, opt);
+  check_batch_fits(ctx, dec, train_data, val_data, features, opt);
   AdamConfig adam;
   adam.lr = opt.lr;
   const Exec ex = ctx.exec();

@@ -55,10 +55,10 @@ class CliData {
     test::write_bytes(dir.path("train.txt"), train);
     test::write_bytes(dir.path("val.txt"), val);
   }
-  std::string train_args(const std::string& out, int epochs, const std::string& lr = "0.01") const {
+  std::string train_args(const std::string& out, int epochs, const std::string& lr = "0.01", int batch = 4) const {
     return "train --captions " + dir.path("captions.txt") + " --features " + dir.path("features.safetensors") +
            " --train-list " + dir.path("train.txt") + " --val-list " + dir.path("val.txt") +
-           " --min-count 1 --batch 4 --lr " + lr + " --seed 5 --device cpu --epochs " + std::to_string(epochs) +
+           " --min-count 1 --batch " + std::to_string(batch) + " --lr " + lr + " --seed 5 --device cpu --epochs " + std::to_string(epochs) +
            " --out " + dir.path(out);
   }
   test::ScratchDir dir;
@@ -175,6 +175,30 @@ TEST(Cli, NonFiniteLossStopsAndKeepsTheCheckpoint) {
   EXPECT_EQ(slurp(d.dir.path("m/checkpoint.safetensors")), before);
 }
 
+// Under a memory limit too small for the batch, train stops before the first step with a
+// one-line error naming a batch size that fits, and that size does train.
+TEST(Cli, TrainNamesABatchSizeThatFitsTheMemoryLimit) {
+  CliData d(8);  // 96 training captions
+  int refused = 0;
+  for (int mib = 6; mib <= 16 && refused == 0; ++mib) {
+    const std::string args = d.train_args("m", 1, "0.01", 96) + " --memory-limit " + std::to_string(mib);
+    CliRun r = run(args);
+    if (r.status == 0) break;
+    const size_t at = r.output.find("--batch ");
+    if (at == std::string::npos) continue;  // the model alone does not fit yet
+    // The error is the last line (train reports its data set before it starts).
+    const std::string last = r.output.substr(r.output.rfind('\n', r.output.size() - 2) + 1);
+    EXPECT_NE(last.find("error: out of cpu memory"), std::string::npos) << r.output;
+    EXPECT_NE(last.find("--memory-limit " + std::to_string(mib) + " MiB"), std::string::npos) << r.output;
+    const int fits = std::stoi(r.output.substr(at + 8));
+    ASSERT_GT(fits, 0);
+    ASSERT_LT(fits, 96);
+    CliRun ok = run(d.train_args("m", 1, "0.01", fits) + " --memory-limit " + std::to_string(mib));
+    EXPECT_EQ(ok.status, 0) << ok.output;
+    ++refused;
+  }
+  EXPECT_EQ(refused, 1) << "no limit between 6 and 16 MiB refused batch 96";
+}
 
 TEST(Cli, BadInputGivesOneLineErrors) {
   CliData d;

@@ -112,6 +112,20 @@ TEST(Describe, ShardsPartitionTheInputs) {
   }
 }
 
+// A batch larger than the memory limit allows is encoded in smaller pieces: same captions,
+// and a note says so.
+TEST(Describe, BatchOverTheMemoryLimitIsSplit) {
+  if (!have_images()) GTEST_SKIP() << "no image support in this build";
+  auto whole = run_cli("describe " + kExamples + " --device cpu --batch 6 2>/dev/null");
+  ASSERT_EQ(whole.status, 0) << whole.output;
+  // The encoder's F32 weights take ~34 MiB and each 224x224 image ~17 MiB of activations.
+  test::ScratchDir dir;
+  auto split = run_cli("describe " + kExamples + " --device cpu --batch 6 --memory-limit 80 --output " + dir.path("o.jsonl"));
+  ASSERT_EQ(split.status, 0) << split.output;
+  EXPECT_NE(split.output.find("did not fit"), std::string::npos) << split.output;
+  EXPECT_EQ(test::read_bytes(dir.path("o.jsonl")), whole.output);
+}
+
 // Peak resident memory of a describe run (children's maxrss after it ends).
 long peak_rss_kb(const std::vector<std::string>& args) {
   std::vector<char*> argv;

@@ -8,6 +8,7 @@
 #include "model/features.h"
 #include "model/image_loader.h"
 #include "model/image_pipeline.h"
+#include "model/read_file.h"
 #include "runtime/error.h"
 #include "tools/commands.h"
 #include "tools/device_options.h"
@@ -56,6 +57,10 @@ Command add_features(CLI::App& app) {
                   for (size_t k = 0; k < b.indices.size(); ++k) {
                     const std::string& path = paths[b.indices[k]];
                     const std::string name = std::filesystem::path(path).filename().string();
+                    if (!is_utf8(name)) {  // safetensors names are UTF-8
+                      failed.add(path + ": the file name is not valid UTF-8, so it cannot key a features file");
+                      continue;
+                    }
                     if (!names.insert(name).second) {
                       failed.add(path + ": an earlier image has the same file name");
                       continue;
