@@ -24,6 +24,8 @@ import numpy as np
 import torch
 import torchvision
 
+from torch_captioner import read_safetensors  # this script's own folder
+
 
 def write_safetensors(path, tensors, metadata, half=()):
     """F32, except the tensors named in `half`, stored as F16."""
@@ -47,17 +49,6 @@ def write_atomic(path, data):
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-        data = f.read()
-    dtypes = {"F32": "<f4", "F16": "<f2"}
-    return {name: torch.tensor(np.frombuffer(data[m["data_offsets"][0]:m["data_offsets"][1]],
-                                             dtype=dtypes[m["dtype"]]).astype(np.float32).reshape(m["shape"]))
-            for name, m in header.items() if name != "__metadata__"}
 
 
 def randomize_batchnorm(model, seed):

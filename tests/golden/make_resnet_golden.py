@@ -11,11 +11,14 @@ Writes tests/data/golden/resnet50_features.json. Run: /usr/bin/python3 tests/gol
 """
 import json
 import os
-import struct
+import sys
 
 import numpy as np
 import torch
 import torchvision
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+from torch_captioner import read_safetensors  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(HERE, "..", "..", "..", "shared", "data", "weights", "resnet50_msra_c4.safetensors")
@@ -51,21 +54,6 @@ def images(n, size):
     """uint8 [n, size, size, 3]: pixel = (x*(3+k) + y*(5+2c) + 37k + ((x*y) >> 3)) mod 256."""
     k, y, x, c = np.meshgrid(np.arange(n), np.arange(size), np.arange(size), np.arange(3), indexing="ij")
     return ((x * (3 + k) + y * (5 + 2 * c) + 37 * k + ((x * y) >> 3)) % 256).astype(np.uint8)
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        b, e = meta["data_offsets"]
-        dtype = {"F32": "<f4", "F16": "<f2"}[meta["dtype"]]
-        out[name] = torch.tensor(np.frombuffer(data[b:e], dtype=dtype).astype(np.float32).reshape(meta["shape"]))
-    return out
 
 
 def trunk(model, x, stages):
