@@ -171,8 +171,6 @@ void Decoder::forward(int B, int T, int rows, float p, uint64_t seed, uint64_t s
   Workspace& w = *ws_;
   const int D = dims_.feature_dim, E = dims_.embed_dim, H = dims_.hidden_dim, V = dims_.vocab_size;
   const int N = B * T;
-  const float* P = params_.data();
-  auto at = [&](int k) { return P + specs_[k].offset; };
   dropout_forward(ex, w.features.data(), w.feat_drop.data(), size_t(B) * D, p, seed, dropout_offset(step, 0));
   dense_forward(ex, w.feat_drop.data(), at(kImgW), at(kImgB), w.a.data(), B, H, D, Activation::ReLU);
   embedding_forward(ex, at(kEmbed), w.inputs.data(), N, E, w.emb.data());
@@ -203,10 +201,6 @@ void Decoder::backward(int B, int T, int rows, float p, uint64_t seed, uint64_t 
   Workspace& w = *ws_;
   const int D = dims_.feature_dim, E = dims_.embed_dim, H = dims_.hidden_dim, V = dims_.vocab_size;
   const int N = B * T;
-  const float* P = params_.data();
-  float* G = grads_.data();
-  auto at = [&](int k) { return P + specs_[k].offset; };
-  auto grad = [&](int k) { return G + specs_[k].offset; };
   // Mean over the target rows; the logits buffer becomes its own gradient.
   softmax_xent_backward(ex, w.logits.data(), w.targets.data(), w.lse.data(), rows, V,
                         rows > 0 ? 1.f / rows : 0.f, w.logits.data());
@@ -264,9 +258,8 @@ Decoder::StepState Decoder::begin_inference(const float* features, int B) {
     w.itokens = PoolBuffer<int32_t>(pool, B, st);
     w.iB = B;
   }
-  const float* P = params_.data();
   ctx_.upload(w.ix.data(), features, B * D * sizeof(float));
-  dense_forward(ctx_.exec(), w.ix.data(), P + specs_[kImgW].offset, P + specs_[kImgB].offset, w.ia.data(), B,
+  dense_forward(ctx_.exec(), w.ix.data(), at(kImgW), at(kImgB), w.ia.data(), B,
                 int(H), int(D), Activation::ReLU);
   ctx_.zero(w.ih.data(), B * H * sizeof(float));
   ctx_.zero(w.ic.data(), B * H * sizeof(float));
@@ -277,8 +270,6 @@ void Decoder::step(StepState& s, const int32_t* tokens) {
   const Exec ex = ctx_.exec();
   Workspace& w = *ws_;
   const int E = dims_.embed_dim, H = dims_.hidden_dim, V = dims_.vocab_size, B = s.B;
-  const float* P = params_.data();
-  auto at = [&](int k) { return P + specs_[k].offset; };
   ctx_.upload(w.itokens.data(), tokens, B * sizeof(int32_t));
   embedding_forward(ex, at(kEmbed), w.itokens.data(), B, E, w.ix.data());
   lstm_step(ex, B, E, H, w.ix.data(), {at(kWih), at(kWhh), at(kBih), at(kBhh)}, s.h, s.c, w.igates.data());

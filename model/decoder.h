@@ -113,6 +113,9 @@ class Decoder {
   void forward(int B, int T, int rows, float dropout, uint64_t seed, uint64_t step);
   LossSum sum_loss(int rows);
   void backward(int B, int T, int rows, float dropout, uint64_t seed, uint64_t step);
+  // Parameter k (a ParamSpec index) and its gradient, inside the flat buffers.
+  const float* at(int k) const { return params_.data() + specs_[k].offset; }
+  float* grad(int k) const { return grads_.data() + specs_[k].offset; }
 
   Context& ctx_;
   DecoderDims dims_;
