@@ -20,9 +20,10 @@ struct EncoderConfig {
   ResizeMode resize = ResizeMode::CenterCrop;
   int image_size = 224;
   std::string weights = "encoder.safetensors";
+  int64_t max_pixels = ImageOptions().max_pixels;  // a run-time setting (--max-pixels), not in config.json
 
   int feature_dim() const { return stages == 5 ? 2048 : 1024; }
-  ImageOptions image_options() const { return {resize, image_size}; }
+  ImageOptions image_options() const { return {resize, image_size, max_pixels}; }
 };
 
 // Missing keys take the defaults above; wrong types or values are InputErrors naming the key.

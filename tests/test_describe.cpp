@@ -126,6 +126,14 @@ TEST(Describe, BatchOverTheMemoryLimitIsSplit) {
   EXPECT_EQ(test::read_bytes(dir.path("o.jsonl")), whole.output);
 }
 
+// --max-pixels refuses images from their header: 224x224 is 50176 pixels.
+TEST(Describe, MaxPixelsRefusesLargerImages) {
+  if (!have_images()) GTEST_SKIP() << "no image support in this build";
+  const std::string image = kExamples + "/3385593926_d3e9c21170.jpg";
+  test::expect_one_line_error(run_cli("describe " + image + " --max-pixels 50175"), "above the limit of 50175 pixels");
+  EXPECT_EQ(run_cli("describe " + image + " --max-pixels 50176").status, 0);
+}
+
 // Peak resident memory of a describe run (children's maxrss after it ends).
 long peak_rss_kb(const std::vector<std::string>& args) {
   std::vector<char*> argv;

@@ -3,7 +3,6 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
-#include <thread>
 
 #include "model/captioner.h"
 #include "model/captions.h"
@@ -57,7 +56,7 @@ void note_split(Progress& progress, int asked, int encoder_batch, int decoder_ba
 int describe_images(const Args& a, const Shard& shard, LoadedModel& model, CaptionWriter& out, Progress& progress) {
   const auto paths = take_shard(expand_image_inputs(a.inputs), shard);
   if (paths.empty()) throw InputError(a.inputs.front(), shard.count > 1 ? "no images in shard " + a.shard : "no images found");
-  auto encoder = load_encoder(*model.ctx, model.files, a.run.tf32);
+  auto encoder = load_encoder(*model.ctx, model.files, a.run);
   if (encoder->feature_dim() != model.files.config.decoder.feature_dim)
     throw InputError(a.model, "the encoder gives " + std::to_string(encoder->feature_dim()) +
                                   "-d features, the decoder expects " +
@@ -122,7 +121,6 @@ int describe_features(const Args& a, const Shard& shard, LoadedModel& model, Cap
 Command add_describe(CLI::App& app) {
   auto* sub = app.add_subcommand("describe", "Caption images (files or precomputed features)");
   auto a = std::make_shared<Args>();
-  a->run.threads = int(std::max(1u, std::thread::hardware_concurrency()));
   sub->add_option("--model", a->model, "model directory (default: the bundled flickr8k-resnet50c4)");
   sub->add_option("inputs", a->inputs, "image files, folders (recursive) and @list.txt files");
   sub->add_option("--features", a->features, "precomputed image features (.safetensors) instead of images")
@@ -133,14 +131,13 @@ Command add_describe(CLI::App& app) {
   sub->add_option("--length-penalty", a->decode.length_penalty,
                   "beam score = sum log p / (words+1)^alpha")->capture_default_str();
   sub->add_option("--batch", a->decode.batch, "images encoded and decoded together")->capture_default_str();
-  sub->add_option("--threads", a->run.threads, "image decoding threads")->capture_default_str();
   sub->add_option("--shard", a->shard, "i/n: caption only inputs i, i+n, i+2n, ... (0 <= i < n)")
       ->capture_default_str();
   auto* no_unk = sub->add_flag("--no-unk", "never emit <unk> (rare words)");
   sub->add_option("--output", a->output, "file to write (default: standard output)");
   sub->add_option("--format", a->format, "jsonl or csv")->check(CLI::IsMember({"jsonl", "csv"}))->capture_default_str();
   sub->add_option("--html", a->html, "also write a self-contained HTML gallery (thumbnails + captions)");
-  sub->add_flag("--tf32", a->run.tf32, "CUDA: allow TF32 tensor cores in convolutions");
+  add_image_run_options(sub, a->run);
   add_device_options(sub, a->device);
   return {sub, [a, no_unk] {
             a->decode.allow_unk = !*no_unk;

@@ -2,7 +2,6 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
-#include <thread>
 #include <unordered_set>
 
 #include "model/features.h"
@@ -26,15 +25,13 @@ Command add_features(CLI::App& app) {
     DeviceOptions device;
   };
   auto a = std::make_shared<Args>();
-  a->run.threads = int(std::max(1u, std::thread::hardware_concurrency()));
   sub->add_option("--model", a->model, "model directory with an encoder")->required();
   sub->add_option("inputs", a->inputs, "image files, folders (recursive) and @list.txt files")->required();
   sub->add_option("--output", a->output, "features file to write (.safetensors)")->required();
   sub->add_option("--batch", a->run.batch, "images per encoder batch")->capture_default_str();
-  sub->add_option("--threads", a->run.threads, "image decoding threads")->capture_default_str();
   sub->add_option("--shard", a->shard, "i/n: encode only inputs i, i+n, i+2n, ... (0 <= i < n)")
       ->capture_default_str();
-  sub->add_flag("--tf32", a->run.tf32, "CUDA: allow TF32 tensor cores in convolutions");
+  add_image_run_options(sub, a->run);
   add_device_options(sub, a->device);
   return {sub, [a] {
             if (a->run.batch < 1) throw std::invalid_argument("--batch must be >= 1");
@@ -43,7 +40,7 @@ Command add_features(CLI::App& app) {
             if (paths.empty()) throw InputError(a->inputs.front(), "no images found");
             ModelFiles files = load_model_dir(a->model);
             Context ctx(a->device.parse(), a->device.memory_limit_bytes());
-            auto encoder = load_encoder(ctx, files, a->run.tf32);
+            auto encoder = load_encoder(ctx, files, a->run);
             Progress progress(Progress::stderr_is_terminal());
             FailedImages failed(paths.size(), progress);
             // Features are keyed by file name, so a second image with the same name is skipped.

@@ -1,18 +1,31 @@
 #include "tools/image_inputs.h"
 
+#include <algorithm>
 #include <stdexcept>
+#include <thread>
 
 #include "model/image_loader.h"
 #include "runtime/error.h"
 
 namespace caption::cli {
 
-std::unique_ptr<ResNet50> load_encoder(Context& ctx, const ModelFiles& files, bool tf32) {
+void add_image_run_options(CLI::App* sub, ImageRunOptions& opt) {
+  opt.threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  sub->add_option("--threads", opt.threads, "image decoding threads")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--max-pixels", opt.max_pixels,
+                  "refuse images with more pixels than this (read from the header, before decoding)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  sub->add_flag("--tf32", opt.tf32, "CUDA: allow TF32 tensor cores in convolutions");
+}
+
+std::unique_ptr<ResNet50> load_encoder(Context& ctx, const ModelFiles& files, const ImageRunOptions& opt) {
   if (!files.config.encoder)
     throw InputError(join_path(files.dir, "config.json"), "the model has no encoder (image input needs one)");
   if (!image_support_available()) throw std::runtime_error("this build has no image support (built without OpenCV)");
-  return std::make_unique<ResNet50>(ctx, *files.config.encoder, files.encoder_weights,
-                                    join_path(files.dir, files.config.encoder->weights), tf32);
+  EncoderConfig config = *files.config.encoder;
+  config.max_pixels = opt.max_pixels;
+  return std::make_unique<ResNet50>(ctx, config, files.encoder_weights, join_path(files.dir, config.weights), opt.tf32);
 }
 
 void FailedImages::add(const std::string& error) {

@@ -1,6 +1,7 @@
 #pragma once
 // Shared by the commands that read images: the encoder of a model directory, and how a batch
 // job reports the images it could not read.
+#include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
 
@@ -14,9 +15,13 @@ struct ImageRunOptions {
   int batch = 32;
   int threads = 2;  // decode threads
   bool tf32 = false;
+  int64_t max_pixels = ImageOptions().max_pixels;
 };
 
-std::unique_ptr<ResNet50> load_encoder(Context& ctx, const ModelFiles& files, bool tf32);
+// Adds --threads, --max-pixels and --tf32 to a command that reads images.
+void add_image_run_options(CLI::App* sub, ImageRunOptions& opt);
+
+std::unique_ptr<ResNet50> load_encoder(Context& ctx, const ModelFiles& files, const ImageRunOptions& opt);
 
 // Unreadable images of a job over `total` inputs: each is a warning line and the job goes on;
 // when the only input fails, its error becomes the command's one error line instead.
