@@ -15,6 +15,7 @@
 #include "model/caption_dataset.h"
 #include "model/glove.h"
 #include "model/model_dir.h"
+#include "model/read_file.h"
 #include "model/safetensors.h"
 #include "runtime/context.h"
 #include "runtime/error.h"
@@ -119,6 +120,25 @@ LossSum evaluate_all(Decoder& dec, const CaptionDataset& data, const FeatureTabl
   return total;
 }
 
+// The encoder of opt.encoder_dir, its weights copied into opt.out, so that the trained model
+// reads images itself. It must be the encoder that made the features (same dimension).
+EncoderConfig adopt_encoder(const TrainOptions& opt, int feature_dim) {
+  const std::string config_path = join_path(opt.encoder_dir, "config.json");
+  const ModelConfig source = load_model_config(config_path);
+  if (!source.encoder) throw InputError(config_path, "has no \"encoder\" object (--encoder needs one)");
+  if (source.encoder->feature_dim() != feature_dim)
+    throw InputError(opt.features, "features are " + std::to_string(feature_dim) + "-d but the encoder of " +
+                                       opt.encoder_dir + " gives " + std::to_string(source.encoder->feature_dim()) +
+                                       "-d");
+  const std::string from = join_path(opt.encoder_dir, source.encoder->weights);
+  const std::string to = join_path(opt.out, source.encoder->weights);
+  std::error_code ec;
+  std::filesystem::create_directories(opt.out, ec);
+  if (ec) throw InputError(opt.out, "cannot create directory: " + ec.message());
+  if (!std::filesystem::equivalent(from, to, ec)) write_file_atomic(to, read_file(from));
+  return *source.encoder;
+}
+
 // Caption indices of `data`, longest first.
 std::vector<size_t> longest_first(const CaptionDataset& data) {
   std::vector<size_t> idx(data.tokens.size());
@@ -197,6 +217,7 @@ void train(const TrainOptions& opt, TrainObserver& obs) {
     config.decoder.feature_dim = features.dim;
     config.decoder.max_len = opt.max_len;
     config.decoder.dropout = opt.dropout;
+    if (!opt.encoder_dir.empty()) config.encoder = adopt_encoder(opt, features.dim);
   }
   obs.message("vocabulary: " + std::to_string(vocab.size()) + " tokens (min count " + std::to_string(opt.min_count) + ")");
 

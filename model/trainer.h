@@ -12,6 +12,7 @@ namespace caption {
 
 struct TrainOptions {
   std::string captions, features, train_list, val_list, glove, out;
+  std::string encoder_dir;  // a model dir whose encoder made `features`: copied into `out`
   int epochs = 10;
   int batch = 64;
   int min_count = 10;

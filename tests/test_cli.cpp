@@ -200,6 +200,43 @@ TEST(Cli, TrainNamesABatchSizeThatFitsTheMemoryLimit) {
   EXPECT_EQ(refused, 1) << "no limit between 6 and 16 MiB refused batch 96";
 }
 
+// --encoder DIR: the trained model carries DIR's encoder and captions image files itself; an
+// encoder whose dimension differs from the features is refused before training.
+TEST(Cli, TrainWithEncoderMakesAnImageModel) {
+  const std::string bundled = std::string(CAPTION_SOURCE_DIR) + "/models/flickr8k-resnet50c4";
+  CliData small;  // 8-d features
+  expect_one_line_error(run(small.train_args("m", 1) + " --encoder " + bundled), "features.safetensors");
+  EXPECT_FALSE(std::filesystem::exists(small.dir.path("m/config.json")));
+
+  test::ScratchDir dir;
+  FeatureTable f;
+  f.dim = 1024;
+  std::string captions, names;
+  for (int i = 0; i < 6; ++i) {
+    const std::string name = "p" + std::to_string(i) + ".jpg";
+    f.images.push_back(name);
+    auto v = test::random_vector(1024, i, 0.f, 1.f);
+    f.data.insert(f.data.end(), v.begin(), v.end());
+    captions += name + "#0\ta dog runs on the grass .\n";
+    names += name + "\n";
+  }
+  f.reindex();
+  write_features(dir.path("f.safetensors"), f);
+  test::write_bytes(dir.path("c.txt"), captions);
+  test::write_bytes(dir.path("l.txt"), names);
+  CliRun r = run("train --captions " + dir.path("c.txt") + " --features " + dir.path("f.safetensors") +
+                 " --train-list " + dir.path("l.txt") + " --val-list " + dir.path("l.txt") +
+                 " --min-count 1 --epochs 40 --lr 0.01 --device cpu --encoder " + bundled + " --out " + dir.path("m"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(slurp(dir.path("m/encoder.safetensors")), slurp(bundled + "/encoder.safetensors"));
+#if CAPTION_HAS_OPENCV
+  r = run("describe --model " + dir.path("m") + " --device cpu " + CAPTION_SOURCE_DIR +
+          "/examples/3385593926_d3e9c21170.jpg 2>/dev/null");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("\"caption\":\"a dog runs on the grass\""), std::string::npos) << r.output;
+#endif
+}
+
 TEST(Cli, BadInputGivesOneLineErrors) {
   CliData d;
   ASSERT_EQ(run(d.train_args("m", 1)).status, 0);

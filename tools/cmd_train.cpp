@@ -62,6 +62,10 @@ Command add_train(CLI::App& app) {
   sub->add_option("--train-list", opt->train_list, "training image names, one per line")->required()->check(CLI::ExistingFile);
   sub->add_option("--val-list", opt->val_list, "validation image names, one per line")->required()->check(CLI::ExistingFile);
   sub->add_option("--glove", opt->glove, "GloVe text file to initialise word embeddings")->check(CLI::ExistingFile);
+  sub->add_option("--encoder", opt->encoder_dir,
+                  "model directory whose encoder made --features: its encoder goes into --out too, so the "
+                  "trained model captions images")
+      ->check(CLI::ExistingDirectory);
   sub->add_option("--out", opt->out, "model directory to write (checkpoint, metrics, loss plot)")->required();
   sub->add_option("--epochs", opt->epochs, "epochs")->capture_default_str();
   sub->add_option("--batch", opt->batch, "captions per batch")->capture_default_str();
