@@ -1,10 +1,12 @@
 #pragma once
 // Images to features in batches: worker threads decode and resize whole batches while the
-// calling thread runs the encoder on the previous one. At most `threads + 1` batches are in
-// memory at once, so a collection of any size runs in bounded memory. Results come back in
-// input order; an image that fails to load is reported and left out, never stops the run.
-// thumbnail_side > 0 also makes a small JPEG of each image (in the decode threads). A batch
-// that runs out of device memory is encoded in smaller pieces (run_in_pieces).
+// calling thread runs the encoder on the previous ones. On CUDA the workers decode into pinned
+// buffers, and the encoder uploads one batch while it computes the one before (two streams).
+// At most `threads + 1` batches are in memory at once, in a ring of buffers reused for the
+// whole run, so a collection of any size runs in bounded memory. Results come back in input
+// order; an image that fails to load is reported (before its batch's features) and left out,
+// never stops the run. thumbnail_side > 0 also makes a small JPEG of each image (in the decode
+// threads). A batch that runs out of device memory is encoded in smaller pieces (run_in_pieces).
 #include <functional>
 #include <string>
 #include <vector>

@@ -1,6 +1,8 @@
 #include "model/resnet50.h"
 
 #include <cmath>
+#include <cstring>
+#include <stdexcept>
 
 #include "kernels/pool.h"
 #include "kernels/preprocess.h"
@@ -82,7 +84,7 @@ ResNet50::Conv ResNet50::fold(const std::map<std::string, Tensor>& weights, cons
 
 ResNet50::ResNet50(Context& ctx, const EncoderConfig& cfg, const std::map<std::string, Tensor>& weights,
                    const std::string& source, bool tf32)
-    : ctx_(ctx), cfg_(cfg), tf32_(tf32) {
+    : ctx_(ctx), cfg_(cfg), tf32_(tf32), slots_{Slot(ctx.device()), Slot(ctx.device())} {
   std::vector<float> flat;
   conv1_ = fold(weights, "conv1", "bn1", 2, 3, flat, source);
   if (conv1_.C != 3 || conv1_.K != 64 || conv1_.R != 7 || conv1_.S != 7)
@@ -114,7 +116,8 @@ ResNet50::ResNet50(Context& ctx, const EncoderConfig& cfg, const std::map<std::s
   ctx.upload(params_.data(), flat.data(), flat.size() * sizeof(float));
 }
 
-ResNet50::~ResNet50() = default;
+// Queued copies may still read and write the slots' host buffers.
+ResNet50::~ResNet50() { discard(); }
 
 void ResNet50::ensure_buffers(int N) {
   if (N <= capacity_) return;
@@ -125,14 +128,28 @@ void ResNet50::ensure_buffers(int N) {
   MemoryPool& pool = ctx_.pool();
   Stream st = ctx_.exec().stream;
   capacity_ = 0;  // if an allocation below runs out of memory, the next call starts afresh
-  pixels_ = PoolBuffer<uint8_t>();
-  pixels_ = PoolBuffer<uint8_t>(pool, size_t(N) * S * S * 3, st);
   for (auto& b : buf_) {
     b = PoolBuffer<float>();
     b = PoolBuffer<float>(pool, N * per_image, st);
   }
+  features_ = PoolBuffer<float>();
   features_ = PoolBuffer<float>(pool, size_t(N) * feature_dim(), st);
   capacity_ = N;
+}
+
+// The slot is not queued, so nothing will read its buffers again. Its pixels come from the
+// compute stream's arena, which may hand out memory that queued kernels still use: the copy
+// stream waits for `consumed`, recorded after them, before it writes there.
+void ResNet50::ensure_slot(Slot& slot, int N) {
+  if (N <= slot.capacity) return;
+  const size_t S = cfg_.image_size;
+  slot.capacity = 0;
+  slot.pixels = PoolBuffer<uint8_t>();
+  slot.features = HostBuffer();
+  slot.pixels = PoolBuffer<uint8_t>(ctx_.pool(), size_t(N) * S * S * 3, ctx_.exec().stream);
+  slot.features = HostBuffer(ctx_.device(), size_t(N) * feature_dim() * sizeof(float));
+  slot.consumed.record(ctx_.exec().stream);
+  slot.capacity = N;
 }
 
 void ResNet50::run_conv(const Conv& c, int N, int H, int W, const float* x, const float* residual, bool relu,
@@ -145,38 +162,82 @@ void ResNet50::run_conv(const Conv& c, int N, int H, int W, const float* x, cons
 }
 
 void ResNet50::encode(const uint8_t* images, int N, float* features) {
-  ensure_buffers(N);
+  if (queued_) throw std::logic_error("ResNet50::encode with batches queued: collect them first");
+  submit(images, N);
+  collect(features);
+}
+
+void ResNet50::submit(const uint8_t* images, int N) {
+  if (queued_ == kSlots) throw std::logic_error("ResNet50::submit: two batches are queued already");
+  Slot& slot = slots_[(head_ + queued_) % kSlots];
   const Exec ex = ctx_.exec();
   const int S = cfg_.image_size;
-  ctx_.upload(pixels_.data(), images, size_t(N) * S * S * 3);
-  float* x = buf_[0].data();
-  float* t1 = buf_[1].data();
-  float* t2 = buf_[2].data();
-  float* ds = buf_[3].data();
-  float* out = buf_[4].data();
-  preprocess_images(ex, pixels_.data(), N, S, S, cfg_.preprocess, out);
-  int H = S, W = S, P, Q;
-  run_conv(conv1_, N, H, W, out, nullptr, true, t1, &P, &Q);
-  PoolShape ps{N, P, Q, 64, 3, 2, 1};
-  maxpool2d(ex, ps, t1, x);
-  H = ps.P(), W = ps.Q();
-  int C = 64;
-  for (const Block& b : blocks_) {
-    int H1, W1, H2, W2;
-    run_conv(b.c1, N, H, W, x, nullptr, true, t1, &H1, &W1);
-    run_conv(b.c2, N, H1, W1, t1, nullptr, true, t2, &H2, &W2);
-    const float* identity = x;
-    if (b.down) {
-      int Hd, Wd;
-      run_conv(b.ds, N, H, W, x, nullptr, false, ds, &Hd, &Wd);
-      identity = ds;
+  try {
+    ensure_buffers(N);
+    ensure_slot(slot, N);
+    // Copy stream: wait until the slot's last reader is done, upload. Compute stream: wait for
+    // the upload, preprocess, and say the pixels may be overwritten.
+    slot.consumed.wait(ctx_.copy_stream());
+    ctx_.upload_async(slot.pixels.data(), images, size_t(N) * S * S * 3);
+    slot.uploaded.record(ctx_.copy_stream());
+    slot.uploaded.wait(ex.stream);
+    float* x = buf_[0].data();
+    float* t1 = buf_[1].data();
+    float* t2 = buf_[2].data();
+    float* ds = buf_[3].data();
+    float* out = buf_[4].data();
+    preprocess_images(ex, slot.pixels.data(), N, S, S, cfg_.preprocess, out);
+    slot.consumed.record(ex.stream);
+    int H = S, W = S, P, Q;
+    run_conv(conv1_, N, H, W, out, nullptr, true, t1, &P, &Q);
+    PoolShape ps{N, P, Q, 64, 3, 2, 1};
+    maxpool2d(ex, ps, t1, x);
+    H = ps.P(), W = ps.Q();
+    int C = 64;
+    for (const Block& b : blocks_) {
+      int H1, W1, H2, W2;
+      run_conv(b.c1, N, H, W, x, nullptr, true, t1, &H1, &W1);
+      run_conv(b.c2, N, H1, W1, t1, nullptr, true, t2, &H2, &W2);
+      const float* identity = x;
+      if (b.down) {
+        int Hd, Wd;
+        run_conv(b.ds, N, H, W, x, nullptr, false, ds, &Hd, &Wd);
+        identity = ds;
+      }
+      run_conv(b.c3, N, H2, W2, t2, identity, true, out, &H, &W);
+      std::swap(x, out);
+      C = b.c3.K;
     }
-    run_conv(b.c3, N, H2, W2, t2, identity, true, out, &H, &W);
-    std::swap(x, out);
-    C = b.c3.K;
+    global_avgpool(ex, N, H, W, C, x, features_.data());
+    // features_ is rewritten only by a later batch's kernels, queued after this download.
+    ctx_.download_async(slot.features.data<float>(), features_.data(), size_t(N) * C * sizeof(float));
+    slot.done.record(ex.stream);
+  } catch (...) {
+    ctx_.synchronize();  // the upload may have started: let it end before `images` is reused
+    throw;
   }
-  global_avgpool(ex, N, H, W, C, x, features_.data());
-  ctx_.download(features, features_.data(), size_t(N) * C * sizeof(float));
+  slot.count = N;
+  ++queued_;
+}
+
+void ResNet50::collect(float* features) {
+  if (!queued_) throw std::logic_error("ResNet50::collect: no batch is queued");
+  Slot& slot = slots_[head_];
+  slot.done.synchronize();
+  std::memcpy(features, slot.features.data<float>(), size_t(slot.count) * feature_dim() * sizeof(float));
+  head_ = (head_ + 1) % kSlots;
+  // Once nothing is queued, the next batch takes the first slot again: encode() alone never
+  // allocates the second.
+  if (--queued_ == 0) head_ = 0;
+}
+
+void ResNet50::discard() noexcept {
+  try {
+    ctx_.synchronize();
+  } catch (...) {
+  }
+  head_ = 0;
+  queued_ = 0;
 }
 
 }  // namespace caption

@@ -11,6 +11,7 @@
 #include "kernels/conv2d.h"
 #include "model/encoder_config.h"
 #include "runtime/context.h"
+#include "runtime/host_buffer.h"
 #include "runtime/tensor.h"
 
 namespace caption {
@@ -31,9 +32,25 @@ class ResNet50 {
 
   int feature_dim() const { return cfg_.feature_dim(); }
   const EncoderConfig& config() const { return cfg_; }
+  Device device() const { return ctx_.device(); }
   // images: N RGB uint8 images [N, S, S, 3] (S = image_size) on the host;
-  // features: [N, feature_dim] on the host.
+  // features: [N, feature_dim] on the host. No batch may be queued (below).
   void encode(const uint8_t* images, int N, float* features);
+
+  // encode() in two halves, so that the host prepares the next batch while this one runs.
+  // submit() queues a batch and returns: on CUDA its upload runs on the copy stream, beside the
+  // convolutions of the batch queued before it, and its features come back asynchronously.
+  // collect() waits for the oldest queued batch and writes its features. At most two batches
+  // are queued. `images` must stay untouched until that batch's collect() returns; on CUDA it
+  // should be pinned (HostBuffer), or the upload cannot overlap anything. A submit that throws
+  // (OutOfMemory, say) queues nothing and no longer reads `images`. On the CPU, submit() does
+  // all the work.
+  void submit(const uint8_t* images, int N);
+  void collect(float* features);
+  int queued() const { return queued_; }
+  // Waits for the queued batches and drops them: after an error, before their images are
+  // freed. Errors while waiting are ignored (the one being handled matters).
+  void discard() noexcept;
 
  private:
   struct Conv {
@@ -49,7 +66,22 @@ class ResNet50 {
             int pad, std::vector<float>& flat, const std::string& source);
   void run_conv(const Conv& c, int N, int H, int W, const float* x, const float* residual, bool relu, float* y,
                 int* P, int* Q);
+  // Inputs and outputs of one queued batch. Two of them, so that the upload of one batch
+  // does not overwrite the pixels the other's convolutions still read.
+  struct Slot {
+    explicit Slot(Device d) : uploaded(d), consumed(d), done(d) {}
+    int capacity = 0;             // images the buffers hold
+    int count = 0;                // images of the queued batch
+    PoolBuffer<uint8_t> pixels;   // device; written on the copy stream
+    HostBuffer features;          // pinned on CUDA; written by the download
+    Event uploaded;               // copy stream: pixels are on the device
+    Event consumed;               // compute stream: nothing queued reads (or used) pixels' memory
+    Event done;                   // compute stream: features are on the host
+  };
+  static constexpr int kSlots = 2;
+
   void ensure_buffers(int N);
+  void ensure_slot(Slot& slot, int N);
 
   Context& ctx_;
   EncoderConfig cfg_;
@@ -58,9 +90,11 @@ class ResNet50 {
   std::vector<Block> blocks_;
   PoolBuffer<float> params_;
   int capacity_ = 0;  // images the activation buffers hold
-  PoolBuffer<uint8_t> pixels_;
   PoolBuffer<float> buf_[5];
   PoolBuffer<float> features_;
+  Slot slots_[kSlots];
+  int head_ = 0;    // slot of the oldest queued batch
+  int queued_ = 0;  // batches submitted and not collected
 };
 
 }  // namespace caption

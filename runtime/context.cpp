@@ -1,6 +1,7 @@
 #include "runtime/context.h"
 
 #include <cstring>
+#include <stdexcept>
 
 #if CAPTION_HAS_CUDA
 #include "runtime/cuda_check.h"
@@ -14,6 +15,7 @@ struct Context::CudaState {
   CudaStream stream;
   CublasHandle blas{stream.get()};
   CudnnHandle dnn{stream.get()};
+  CudaStream copy;  // uploads beside the compute on `stream`
 };
 #else
 struct Context::CudaState {};
@@ -39,7 +41,10 @@ Context::~Context() = default;
 
 void Context::synchronize() {
 #if CAPTION_HAS_CUDA
-  if (cuda_) cuda_->stream.synchronize();
+  if (cuda_) {
+    cuda_->copy.synchronize();
+    cuda_->stream.synchronize();
+  }
 #endif
 }
 
@@ -82,6 +87,70 @@ void Context::zero(void* dst, size_t bytes) {
   }
 #endif
   std::memset(dst, 0, bytes);
+}
+
+Stream Context::copy_stream() const {
+#if CAPTION_HAS_CUDA
+  if (cuda_) return cuda_->copy.get();
+#endif
+  return nullptr;
+}
+
+void Context::upload_async(void* dst, const void* host_src, size_t bytes) {
+#if CAPTION_HAS_CUDA
+  if (cuda_) {
+    CUDA_CHECK_THROW(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, cuda_->copy.get()));
+    return;
+  }
+#endif
+  std::memcpy(dst, host_src, bytes);
+}
+
+void Context::download_async(void* host_dst, const void* src, size_t bytes) {
+#if CAPTION_HAS_CUDA
+  if (cuda_) {
+    CUDA_CHECK_THROW(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, exec_.stream));
+    return;
+  }
+#endif
+  std::memcpy(host_dst, src, bytes);
+}
+
+Event::Event(Device device) {
+  if (device == Device::CPU) return;
+#if CAPTION_HAS_CUDA
+  CUDA_CHECK_THROW(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
+#else
+  throw std::logic_error("CUDA event in a CPU-only build");
+#endif
+}
+
+Event::~Event() {
+#if CAPTION_HAS_CUDA
+  if (event_) cudaEventDestroy(event_);
+#endif
+}
+
+void Event::record(Stream s) {
+#if CAPTION_HAS_CUDA
+  if (event_) CUDA_CHECK_THROW(cudaEventRecord(event_, s));
+#else
+  (void)s;
+#endif
+}
+
+void Event::wait(Stream s) const {
+#if CAPTION_HAS_CUDA
+  if (event_) CUDA_CHECK_THROW(cudaStreamWaitEvent(s, event_, 0));
+#else
+  (void)s;
+#endif
+}
+
+void Event::synchronize() const {
+#if CAPTION_HAS_CUDA
+  if (event_) CUDA_CHECK_THROW(cudaEventSynchronize(event_));
+#endif
 }
 
 }  // namespace caption

@@ -1,14 +1,17 @@
 // The whole ResNet50 encoder against torchvision (tests/golden/make_resnet_golden.py): a v1.5
 // network with hash-formula weights (all 5 stages, torch preprocessing) and the shared MSRA C4
-// weights (stride_in_1x1, caffe preprocessing), on CPU and CUDA.
+// weights (stride_in_1x1, caffe preprocessing), on CPU and CUDA; and the queued form of encode
+// (submit/collect) against encode.
 #include "model/resnet50.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "model/safetensors.h"
 #include "runtime/error.h"
+#include "runtime/host_buffer.h"
 #include "tests/test_util.h"
 
 namespace caption {
@@ -133,6 +136,107 @@ TEST(ResNet50, BatchOfOneEqualsBatchOfTwo) {
   net.encode(px.data(), 2, both.data());
   net.encode(px.data() + 64 * 64 * 3, 1, second.data());
   EXPECT_TRUE(test::all_close(second, std::vector<float>(both.begin() + 2048, both.end()), 1e-5f, 1e-3f));
+}
+
+// Three batches through the queue, two of them queued at once and of different sizes: each
+// batch's features are exactly what encode() gives it, and misuse of the queue is refused.
+TEST(ResNet50, SubmitCollectEqualsEncodeCpu) {
+  EncoderConfig cfg;
+  cfg.image_size = 32;
+  Context ctx(Device::CPU);
+  ResNet50 net(ctx, cfg, synthetic_resnet50(), "synthetic");
+  const size_t image = 32 * 32 * 3;
+  const auto px = images(6, 32);  // batches of 3, 2, 1
+  const uint8_t* batch[3] = {px.data(), px.data() + 3 * image, px.data() + 5 * image};
+  const int n[3] = {3, 2, 1};
+  std::vector<float> want[3], got[3];
+  for (int b = 0; b < 3; ++b) {
+    want[b].resize(n[b] * 2048);
+    got[b].resize(n[b] * 2048);
+    net.encode(batch[b], n[b], want[b].data());
+  }
+  EXPECT_EQ(net.queued(), 0);
+  net.submit(batch[0], n[0]);
+  net.submit(batch[1], n[1]);
+  EXPECT_EQ(net.queued(), 2);
+  EXPECT_THROW(net.submit(batch[2], n[2]), std::logic_error);
+  EXPECT_THROW(net.encode(batch[2], n[2], got[2].data()), std::logic_error);
+  net.collect(got[0].data());
+  net.submit(batch[2], n[2]);
+  net.collect(got[1].data());
+  net.collect(got[2].data());
+  EXPECT_EQ(net.queued(), 0);
+  EXPECT_THROW(net.collect(got[2].data()), std::logic_error);
+  for (int b = 0; b < 3; ++b) EXPECT_EQ(got[b], want[b]) << "batch " << b;
+  // Dropped batches leave nothing behind for the next collect.
+  net.submit(batch[1], n[1]);
+  net.discard();
+  EXPECT_EQ(net.queued(), 0);
+  net.encode(batch[0], n[0], got[0].data());
+  EXPECT_EQ(got[0], want[0]);
+}
+
+// The pipeline's use on CUDA: batches uploaded from pinned buffers while the batch before is
+// computed, a pinned buffer refilled as soon as its batch is collected. Each batch against the
+// CPU encoder.
+TEST(ResNet50, SubmitCollectMatchesCpuCuda) {
+  REQUIRE_CUDA();
+  EncoderConfig cfg;
+  cfg.image_size = 32;
+  const auto weights = synthetic_resnet50();
+  Context cpu(Device::CPU), gpu(Device::CUDA);
+  ResNet50 ref(cpu, cfg, weights, "synthetic"), net(gpu, cfg, weights, "synthetic");
+  const size_t image = 32 * 32 * 3;
+  const auto px = images(9, 32);
+  const int n[4] = {3, 2, 3, 1};
+  const size_t first[4] = {0, 3, 5, 8};
+  HostBuffer pinned[2] = {HostBuffer(Device::CUDA, 3 * image), HostBuffer(Device::CUDA, 3 * image)};
+  EXPECT_TRUE(pinned[0].pinned());
+  std::vector<float> got[4];
+  for (int b = 0; b < 4; ++b) {
+    std::copy_n(px.data() + first[b] * image, n[b] * image, pinned[b % 2].data<uint8_t>());
+    net.submit(pinned[b % 2].data<uint8_t>(), n[b]);
+    if (b > 0) {
+      got[b - 1].resize(n[b - 1] * 2048);
+      net.collect(got[b - 1].data());
+    }
+  }
+  got[3].resize(n[3] * 2048);
+  net.collect(got[3].data());
+  for (int b = 0; b < 4; ++b) {
+    std::vector<float> want(n[b] * 2048);
+    ref.encode(px.data() + first[b] * image, n[b], want.data());
+    const double err = relative_error(got[b], want);
+    EXPECT_LE(err, 1e-4) << "batch " << b;
+  }
+}
+
+// After the first two batches (both slots and every cuDNN workspace in use once), queued
+// encoding makes no device allocation: the pool's arenas serve both streams' buffers.
+TEST(ResNet50, QueuedEncodingStopsAllocatingCuda) {
+  REQUIRE_CUDA();
+  EncoderConfig cfg;
+  cfg.image_size = 32;
+  Context ctx(Device::CUDA);
+  ResNet50 net(ctx, cfg, synthetic_resnet50(), "synthetic");
+  const auto px = images(3, 32);
+  HostBuffer pinned(Device::CUDA, px.size());
+  std::copy(px.begin(), px.end(), pinned.data<uint8_t>());
+  std::vector<float> f(3 * 2048);
+  auto run = [&](std::vector<int> sizes) {
+    for (size_t b = 0; b < sizes.size(); ++b) {
+      net.submit(pinned.data<uint8_t>(), sizes[b]);
+      if (b > 0) net.collect(f.data());
+    }
+    net.collect(f.data());
+  };
+  run({3, 2});
+  const auto warm = ctx.pool().stats();
+  EXPECT_GT(warm.backing_allocs, 0u);
+  run({3, 2, 3, 2, 3, 2});  // the same sizes in the same slots: nothing grows
+  const auto after = ctx.pool().stats();
+  EXPECT_EQ(after.backing_allocs, warm.backing_allocs);
+  EXPECT_EQ(after.bytes_reserved, warm.bytes_reserved);
 }
 
 TEST(ResNet50, MissingOrMisshapedTensorIsNamed) {
