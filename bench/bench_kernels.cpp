@@ -1,8 +1,14 @@
 // Per-op benchmarks at the decoder's real shapes (E=50, H=256, V=1660, D=1024; B=64 and 256;
 // T=13, the mean Flickr8k caption, and T=39, the longest), on the CPU and, when a device
 // answers, on CUDA. Names read "<op>/<device>/B:<B>/T:<T>"; bench/compare.py matches them
-// with the PyTorch peer. Counters: bytes_per_s for memory-bound ops, flop_per_s for the ops
-// whose cost is GEMMs.
+// with the PyTorch peer. Counters: bytes_per_s for memory-bound ops (bytes read plus bytes
+// written), flop_per_s for the ops whose cost is GEMMs.
+//
+// Two ceilings, measured in the same run, that compare.py reads the rates against: "copy"
+// (device-to-device cudaMemcpyAsync of 1 GiB; on the CPU std::memcpy of 256 MiB on the
+// engine's threads), counted as read + write like the ops, and "sgemm_peak" (a square SGEMM
+// through kernels/gemm.h: the engine's cuBLAS handle and its pedantic FP32, 8192^3; OpenBLAS
+// 2048^3 on the CPU). The handle has no TF32 mode, so there is no TF32 ceiling.
 //
 // CPU ops are timed by the wall clock (OpenBLAS runs threads of its own, so the benchmark
 // thread's CPU time would understate them). CUDA ops are timed by events around each
@@ -12,7 +18,9 @@
 
 #include "bench/bench_main.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <random>
@@ -24,8 +32,10 @@
 #include "kernels/dense.h"
 #include "kernels/dropout.h"
 #include "kernels/embedding.h"
+#include "kernels/gemm.h"
 #include "kernels/grad_norm.h"
 #include "kernels/lstm.h"
+#include "kernels/parallel.h"
 #include "kernels/softmax_xent.h"
 #include "model/decoder.h"
 #include "runtime/context.h"
@@ -77,6 +87,17 @@ PoolBuffer<int32_t> random_ids(Context& ctx, size_t n, int V, uint32_t seed, flo
   }
   PoolBuffer<int32_t> buf(ctx.pool(), n, ctx.exec().stream);
   ctx.upload(buf.data(), host.data(), n * sizeof(int32_t));
+  return buf;
+}
+
+// n floats of one random block repeated: the values only need to keep the multipliers busy,
+// and drawing 8192^2 of them on the host would take longer than the timed products.
+PoolBuffer<float> tiled_random_floats(Context& ctx, size_t n, uint32_t seed) {
+  const size_t block = std::min<size_t>(n, size_t(1) << 20);
+  auto tile = random_floats(ctx, block, seed);
+  PoolBuffer<float> buf(ctx.pool(), n, ctx.exec().stream);
+  for (size_t i = 0; i < n; i += block)
+    ctx.copy(buf.data() + i, tile.data(), std::min(block, n - i) * sizeof(float));
   return buf;
 }
 
@@ -335,10 +356,55 @@ void register_param_ops(Device d) {
   });
 }
 
+// The ceilings compare.py reads the ops' rates against (see the top of the file).
+void register_references(Device d) {
+  const bool gpu = d == Device::CUDA;
+  const size_t copy_bytes = size_t(gpu ? 1024 : 256) << 20;
+  add("copy", d, "MiB:" + std::to_string(copy_bytes >> 20), [=](benchmark::State& st, Context& ctx) {
+    {
+      const Stream s = ctx.exec().stream;
+      const size_t n = copy_bytes / sizeof(float);
+      PoolBuffer<float> src(ctx.pool(), n, s), dst(ctx.pool(), n, s);
+      ctx.zero(src.data(), copy_bytes);  // touches the pages (CPU) before the timed copies
+      ctx.zero(dst.data(), copy_bytes);
+      time_loop(st, ctx, [&](const Exec& ex) {
+        if (ex.cuda()) {
+          ctx.copy(dst.data(), src.data(), copy_bytes);  // cudaMemcpyAsync on ex.stream
+          return;
+        }
+        // The engine's CPU kernels run on parallel_for's threads: so does their ceiling.
+        constexpr size_t kItem = size_t(1) << 20;
+        char* out = reinterpret_cast<char*>(dst.data());
+        const char* in = reinterpret_cast<const char*>(src.data());
+        cpu::parallel_for((copy_bytes + kItem - 1) / kItem, true, [=](size_t k) {
+          const size_t off = k * kItem;
+          std::memcpy(out + off, in + off, std::min(kItem, copy_bytes - off));
+        });
+      });
+      set_bytes(st, 2.0 * double(copy_bytes));
+    }
+    ctx.pool().release_unused();  // the next benchmarks need none of these large chunks
+  });
+  const int n = gpu ? 8192 : 2048;
+  add("sgemm_peak", d, "N:" + std::to_string(n), [=](benchmark::State& st, Context& ctx) {
+    {
+      const size_t nn = size_t(n) * n;
+      auto A = tiled_random_floats(ctx, nn, 1), B = tiled_random_floats(ctx, nn, 2);
+      PoolBuffer<float> C(ctx.pool(), nn, ctx.exec().stream);
+      time_loop(st, ctx, [&](const Exec& ex) {
+        gemm(ex, Trans::N, Trans::N, n, n, n, 1.f, A.data(), n, B.data(), n, 0.f, C.data(), n);
+      });
+      set_flops(st, 2.0 * n * n * double(n));
+    }
+    ctx.pool().release_unused();
+  });
+}
+
 void register_all(Device d) {
   for (Shape s : kShapes) register_token_ops(d, s.B, s.T);
   for (int B : kBatches) register_batch_ops(d, B);
   register_param_ops(d);
+  register_references(d);  // last: measured on a device already at its working clocks
 }
 
 }  // namespace

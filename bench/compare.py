@@ -18,6 +18,13 @@ engine's images/s is (n - 1) / (t(n images) - t(1 image)) from the wall-clock ti
 drop out; the peer times itself after loading and one warm-up image. Needs ../shared (--data);
 skipped with a note without it. The notes give how many captions are identical on both sides.
 
+With --kernels or --encoder, bench_kernels also measures two ceilings in the same run: the copy
+bandwidth (cudaMemcpyAsync device to device, or std::memcpy on the engine's threads; bytes read
+plus bytes written, as the ops count theirs) and the FP32 SGEMM rate of the engine's own GEMM
+path. Every GB/s in the table is also given as a fraction of that copy bandwidth and every FP32
+GFLOP/s as a fraction of that SGEMM rate; lines after the table hold the memory-bound ops of
+issue #5 (embedding backward, softmax + cross-entropy, Adam, dropout) to at least 80% of the copy.
+
   /usr/bin/python3 bench/compare.py --build build --device cpu --threads 2 --out bench/results
 """
 import argparse
@@ -34,6 +41,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+
+# bench_kernels' ceilings (see the docstring); not rows of the table.
+CEILING_OPS = ("copy", "sgemm_peak")
+# Issue #5: these memory-bound ops at no less than this fraction of the measured copy bandwidth.
+BANDWIDTH_GOAL = 0.80
+BANDWIDTH_GOAL_OPS = ("embedding_bwd", "softmax_xent_fwd", "softmax_xent_bwd", "adam", "dropout_fwd", "dropout_bwd",
+                      "dropout_feat_fwd")
 
 
 def cpu_model():
@@ -77,12 +91,14 @@ def run(cmd, env, timeout, log):
     return p.stdout, None
 
 
-def engine_results(binary, device, min_time, timeout, env, log):
-    """Google Benchmark JSON of `binary`, restricted to `device`; {name without suffix: run}."""
+def engine_results(binary, device, min_time, timeout, env, log, ops=None):
+    """Google Benchmark JSON of `binary`, restricted to `device` (and to the ops named in `ops`,
+    when given); {name without suffix: run}."""
     if not binary.exists():
         log.append({"cmd": [str(binary)], "error": "not built"})
         return {}, None
-    out, err = run([binary, "--benchmark_format=json", f"--benchmark_filter=/{device}/",
+    pattern = f"^({'|'.join(ops)})/{device}/" if ops else f"/{device}/"
+    out, err = run([binary, "--benchmark_format=json", f"--benchmark_filter={pattern}",
                     f"--benchmark_min_time={min_time}"], env, timeout, log)
     if out is None:
         return {}, err
@@ -119,6 +135,60 @@ def seconds(run):
 
 def fmt_time(s):
     return f"{s * 1e3:.2f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} µs"
+
+
+def split_ceilings(runs):
+    """Takes bench_kernels' ceiling runs out of `runs`: {"copy": run, "sgemm_peak": run} (those measured)."""
+    return {name.split("/")[0]: runs.pop(name) for name in list(runs) if name.split("/")[0] in CEILING_OPS}
+
+
+def of_ceiling(value, ceiling, what):
+    """' (45% of copy)', or '' without a ceiling."""
+    return f" ({value / ceiling:.0%} of {what})" if ceiling else ""
+
+
+def ceiling_lines(ceil, kernels, device, threads, raw):
+    """Lines after the table: the ceilings measured in this run, then each memory-bound op of issue #5
+    against the copy bandwidth (with --kernels). Records both in raw."""
+    copy, sgemm = ceil.get("copy"), ceil.get("sgemm_peak")
+    if not copy and not sgemm:
+        return []
+    gpu = device == "cuda"
+    parts = []
+    if copy:
+        mib = copy["name"].split("/")[2].split(":")[1]
+        how = "device to device, cudaMemcpyAsync" if gpu else f"std::memcpy on {threads} threads"
+        parts.append(f"copy of {mib} MiB ({how}) {copy['bytes_per_s'] / 1e9:,.1f} GB/s, bytes read plus written")
+    if sgemm:
+        n = sgemm["name"].split("/")[2].split(":")[1]
+        how = "the engine's cuBLAS handle, pedantic FP32" if gpu else f"OpenBLAS, {threads} threads"
+        parts.append(f"SGEMM {n}³ ({how}) {sgemm['flop_per_s'] / 1e9:,.0f} GFLOP/s")
+    lines = ["", "Ceilings measured in this run by bench_kernels: " + "; ".join(parts) + ". The percentages in the "
+             "table are of these: GB/s of the copy, FP32 GFLOP/s of the SGEMM"
+             + (" (the engine's cuBLAS handle has no TF32 mode, so TF32 rows get none)." if gpu else ".")]
+    raw["ceilings"] = {"copy_bytes_per_s": copy and copy["bytes_per_s"], "sgemm_flop_per_s": sgemm and sgemm["flop_per_s"]}
+    goal = sorted(((name, b) for name, b in kernels.items()
+                   if name.split("/")[0] in BANDWIDTH_GOAL_OPS and "bytes_per_s" in b),
+                  key=lambda kv: BANDWIDTH_GOAL_OPS.index(kv[0].split("/")[0]))  # by op, shapes in run order
+    if not copy or not goal:
+        return lines
+    lines += ["", f"Memory-bound ops against the copy bandwidth (issue #5: at least {BANDWIDTH_GOAL:.0%}). A call that "
+              f"moves less than the last-level cache holds ({'the L2' if gpu else 'L2 and L3'}) finds its data there "
+              "from the previous call, so it can pass 100%:"]
+    raw["bandwidth_goal"] = []
+    met = 0
+    for name, b in goal:
+        op, _, *shape = name.split("/")
+        frac = b["bytes_per_s"] / copy["bytes_per_s"]
+        per_call = b["bytes_per_s"] * seconds(b)
+        met += frac >= BANDWIDTH_GOAL
+        lines.append(f"- {op} {' '.join(s.replace(':', '=') for s in shape)}: {frac:.0%} of the copy bandwidth "
+                     f"({per_call / 1e6:.2f} MB per call): " + ("meets" if frac >= BANDWIDTH_GOAL else "below") +
+                     f" {BANDWIDTH_GOAL:.0%}")
+        raw["bandwidth_goal"].append({"name": name, "fraction": frac, "bytes_per_call": per_call,
+                                      "meets": frac >= BANDWIDTH_GOAL})
+    lines.append(f"- {met} of {len(goal)} meet {BANDWIDTH_GOAL:.0%}.")
+    return lines
 
 
 def read_captions(path):
@@ -272,6 +342,16 @@ def main():
     peer_args = ["--device", args.device, "--threads", str(args.threads)]
     rows = []
 
+    # bench_kernels first: the encoder rows read its ceilings too (without --kernels it runs those alone).
+    keng, ceil = {}, {}
+    if args.kernels or args.encoder:
+        keng, raw["engine_kernels" if args.kernels else "engine_ceilings"] = engine_results(
+            build / "bench" / "bench_kernels", args.device, args.min_time, args.timeout, env, log,
+            None if args.kernels else CEILING_OPS)
+        ceil = split_ceilings(keng)
+    copy_bw = ceil.get("copy", {}).get("bytes_per_s")
+    sgemm = ceil.get("sgemm_peak", {}).get("flop_per_s")
+
     eng, raw["engine_train_step"] = engine_results(build / "bench" / "bench_train_step", args.device, args.min_time,
                                                    args.timeout, env, log)
     peer, _ = peer_results(args.python, HERE / "peer" / "train_step.py",
@@ -308,7 +388,8 @@ def main():
                 rows.append({
                     "work": f"encoder {stages.replace(':', '=')} {bs.replace(':', '=')} {mode}"
                             + (f" vs PyTorch {pm}" if pm != mode else ""),
-                    "engine": f"{e_ips:,.1f} images/s ({b['flop_per_s'] / 1e9:.0f} GFLOP/s)",
+                    "engine": f"{e_ips:,.1f} images/s ({b['flop_per_s'] / 1e9:.0f} GFLOP/s"
+                              + (f", {b['flop_per_s'] / sgemm:.0%} of SGEMM" if sgemm and mode == "fp32" else "") + ")",
                     "pytorch": f"{p['images_per_s']:,.1f} images/s" if p else "n/a",
                     "ratio": f"{e_ips / p['images_per_s']:.2f}×" if p else "n/a",
                 })
@@ -317,8 +398,6 @@ def main():
         rows += pipeline_rows(args, env, log, raw)
 
     if args.kernels:
-        keng, raw["engine_kernels"] = engine_results(build / "bench" / "bench_kernels", args.device, args.min_time,
-                                                     args.timeout, env, log)
         kpeer, _ = peer_results(args.python, HERE / "peer" / "kernels.py",
                                 peer_args + ["--min-time", str(min(args.min_time, 0.5))], env, args.timeout, log)
         raw["peer_kernels"] = kpeer
@@ -334,9 +413,9 @@ def main():
             t = seconds(b)
             rate = ""
             if "flop_per_s" in b:
-                rate = f", {b['flop_per_s'] / 1e9:.1f} GFLOP/s"
+                rate = f", {b['flop_per_s'] / 1e9:.1f} GFLOP/s" + of_ceiling(b["flop_per_s"], sgemm, "SGEMM")
             elif "bytes_per_s" in b:
-                rate = f", {b['bytes_per_s'] / 1e9:.1f} GB/s"
+                rate = f", {b['bytes_per_s'] / 1e9:.1f} GB/s" + of_ceiling(b["bytes_per_s"], copy_bw, "copy")
             rows.append({
                 "work": op + " " + " ".join(s.replace(":", "=") for s in shape),
                 "engine": fmt_time(t) + rate,
@@ -356,6 +435,7 @@ def main():
         lines.append(f"| {r['work']} | {r['engine']} | {r['pytorch']} | {r['ratio']} | {device_name} |")
     if not rows:
         lines.append(f"| (no engine results) | n/a | n/a | n/a | {device_name} |")
+    lines += ceiling_lines(ceil, keng if args.kernels else {}, args.device, args.threads, raw)
     if log:
         lines.append("")
     for e in log:
