@@ -48,36 +48,29 @@ void Context::synchronize() {
 #endif
 }
 
-void Context::upload(void* dst, const void* host_src, size_t bytes) {
+// dst <- src: queued on stream `s` on CUDA (cudaMemcpyDefault: the direction follows from the
+// pointers, all of which unified addressing knows), at once on the CPU.
+void Context::copy_on(Stream s, void* dst, const void* src, size_t bytes) {
 #if CAPTION_HAS_CUDA
   if (cuda_) {
-    CUDA_CHECK_THROW(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, exec_.stream));
+    CUDA_CHECK_THROW(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, s));
     return;
   }
 #endif
-  std::memcpy(dst, host_src, bytes);
-}
-
-void Context::download(void* host_dst, const void* src, size_t bytes) {
-#if CAPTION_HAS_CUDA
-  if (cuda_) {
-    CUDA_CHECK_THROW(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, exec_.stream));
-    cuda_->stream.synchronize();
-    return;
-  }
-#endif
-  std::memcpy(host_dst, src, bytes);
-}
-
-void Context::copy(void* dst, const void* src, size_t bytes) {
-#if CAPTION_HAS_CUDA
-  if (cuda_) {
-    CUDA_CHECK_THROW(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, exec_.stream));
-    return;
-  }
-#endif
+  (void)s;
   std::memcpy(dst, src, bytes);
 }
+
+void Context::upload(void* dst, const void* host_src, size_t bytes) { copy_on(exec_.stream, dst, host_src, bytes); }
+
+void Context::download(void* host_dst, const void* src, size_t bytes) {
+  copy_on(exec_.stream, host_dst, src, bytes);
+#if CAPTION_HAS_CUDA
+  if (cuda_) cuda_->stream.synchronize();
+#endif
+}
+
+void Context::copy(void* dst, const void* src, size_t bytes) { copy_on(exec_.stream, dst, src, bytes); }
 
 void Context::zero(void* dst, size_t bytes) {
 #if CAPTION_HAS_CUDA
@@ -97,23 +90,11 @@ Stream Context::copy_stream() const {
 }
 
 void Context::upload_async(void* dst, const void* host_src, size_t bytes) {
-#if CAPTION_HAS_CUDA
-  if (cuda_) {
-    CUDA_CHECK_THROW(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, cuda_->copy.get()));
-    return;
-  }
-#endif
-  std::memcpy(dst, host_src, bytes);
+  copy_on(copy_stream(), dst, host_src, bytes);
 }
 
 void Context::download_async(void* host_dst, const void* src, size_t bytes) {
-#if CAPTION_HAS_CUDA
-  if (cuda_) {
-    CUDA_CHECK_THROW(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, exec_.stream));
-    return;
-  }
-#endif
-  std::memcpy(host_dst, src, bytes);
+  copy_on(exec_.stream, host_dst, src, bytes);
 }
 
 Event::Event(Device device) {

@@ -42,6 +42,7 @@ class Context {
   void download_async(void* host_dst, const void* src, size_t bytes);
 
  private:
+  void copy_on(Stream s, void* dst, const void* src, size_t bytes);
   struct CudaState;
   Device device_;
   std::unique_ptr<MemoryPool> pool_;
