@@ -26,6 +26,31 @@ class AtomicFile {
   int fd_ = -1;
 };
 
+// A file built up over a long job: appended to "<path>.partial" and synced at every sync(),
+// renamed to `path` by commit(). Unlike an AtomicFile the partial file outlives a job that
+// fails or is killed once it holds something, so that a rerun can resume from it; a job that
+// wrote nothing leaves nothing. Errors are InputError(path, reason).
+class PartialFile {
+ public:
+  // resume: keep what an earlier run left in "<path>.partial", up to its last complete line
+  // (a kill may cut the last one); otherwise start empty.
+  PartialFile(std::string path, bool resume);
+  ~PartialFile();
+  PartialFile(const PartialFile&) = delete;
+  PartialFile& operator=(const PartialFile&) = delete;
+
+  const std::string& kept() const { return kept_; }  // the lines kept from the earlier run
+  bool empty() const { return empty_; }
+  void append(std::string_view bytes);
+  void sync();
+  void commit();
+
+ private:
+  std::string path_, partial_, kept_;
+  int fd_ = -1;
+  bool empty_ = true;
+};
+
 // The whole file in one call.
 void write_file_atomic(const std::string& path, std::string_view bytes);
 

@@ -73,5 +73,30 @@ TEST(AtomicFile, StreamedWritesAppearOnlyOnCommit) {
   EXPECT_EQ(entries(dir.dir()), 1u);
 }
 
+// A partial file outlives its writer once it holds something; resuming keeps its complete
+// lines only, and commit renames it into place.
+TEST(PartialFile, KeepsCompleteLinesAndCommits) {
+  ScratchDir dir;
+  const std::string path = dir.path("out.txt"), partial = path + ".partial";
+  { PartialFile f(path, false); }
+  EXPECT_EQ(entries(dir.dir()), 0u);  // nothing written: nothing left
+  {
+    PartialFile f(path, false);
+    f.append("one\ntwo\nthr");
+    f.sync();
+  }
+  EXPECT_EQ(test::read_bytes(partial), "one\ntwo\nthr");
+  {
+    PartialFile f(path, true);
+    EXPECT_EQ(f.kept(), "one\ntwo\n");
+    f.append("three\n");
+    f.commit();
+  }
+  EXPECT_EQ(test::read_bytes(path), "one\ntwo\nthree\n");
+  EXPECT_EQ(entries(dir.dir()), 1u);
+  PartialFile fresh(path, false);  // without resume an old partial file is not read
+  EXPECT_EQ(fresh.kept(), "");
+}
+
 }  // namespace
 }  // namespace caption

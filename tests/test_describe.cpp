@@ -5,7 +5,11 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
+#include <signal.h>
+
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -110,6 +114,54 @@ TEST(Describe, ShardsPartitionTheInputs) {
     auto r = run_cli(std::string("describe ") + kExamples + " --shard " + bad);
     test::expect_one_line_error(r, "--shard");
   }
+}
+
+// A job killed midway leaves OUTPUT.partial (synced per batch) and no OUTPUT; --resume keeps
+// its records and captions the rest, ending with the same file as an uninterrupted run.
+TEST(Describe, ResumesAfterSigkill) {
+  if (!have_images()) GTEST_SKIP() << "no image support in this build";
+  test::ScratchDir dir;
+  const std::string base = "describe " + kExamples + " --device cpu --batch 1 --output ";
+  ASSERT_EQ(run_cli(base + dir.path("full.jsonl")).status, 0);
+  const std::string out = dir.path("killed.jsonl"), partial = out + ".partial";
+  const std::string cmd = "exec " + std::string(CAPTION_BINARY) + " " + base + out + " >/dev/null 2>&1";
+  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+  pid_t pid;
+  ASSERT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (lines(test::read_bytes(partial)).size() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the run ended before the kill";
+  EXPECT_FALSE(fs::exists(out));
+  const size_t kept = lines(test::read_bytes(partial)).size();
+  EXPECT_GE(kept, 2u);
+  auto r = run_cli(base + out + " --resume");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("resuming: " + std::to_string(kept) + " of 6"), std::string::npos) << r.output;
+  EXPECT_EQ(test::read_bytes(out), test::read_bytes(dir.path("full.jsonl")));
+  EXPECT_FALSE(fs::exists(partial));
+}
+
+// A CSV partial file whose last line was cut: the complete records are kept, the rest redone.
+TEST(Describe, ResumeKeepsCompleteCsvRecordsOnly) {
+  if (!have_images()) GTEST_SKIP() << "no image support in this build";
+  test::ScratchDir dir;
+  auto full = run_cli("describe " + kExamples + " --device cpu --format csv 2>/dev/null");
+  ASSERT_EQ(full.status, 0);
+  const auto rows = lines(full.output);
+  ASSERT_EQ(rows.size(), 7u);
+  test::write_bytes(dir.path("o.csv.partial"), rows[0] + "\n" + rows[1] + "\n" + rows[2] + "\n" + rows[3].substr(0, 20));
+  auto r = run_cli("describe " + kExamples + " --device cpu --format csv --resume --output " + dir.path("o.csv"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("resuming: 2 of 6"), std::string::npos) << r.output;
+  EXPECT_EQ(test::read_bytes(dir.path("o.csv")), full.output);
+  // A partial file of another format is refused, naming it.
+  test::write_bytes(dir.path("x.jsonl.partial"), rows[1] + "\n");
+  test::expect_one_line_error(run_cli("describe " + kExamples + " --resume --output " + dir.path("x.jsonl")),
+                              "x.jsonl.partial");
 }
 
 // A batch larger than the memory limit allows is encoded in smaller pieces: same captions,

@@ -2,6 +2,10 @@
 
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <vector>
+
+#include "runtime/error.h"
 
 namespace caption::cli {
 namespace {
@@ -12,12 +16,61 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
+// The fields of one line as csv_field writes them; false if it is not such a line.
+bool parse_csv_line(const std::string& line, std::vector<std::string>& fields) {
+  fields.clear();
+  for (size_t i = 0; i < line.size();) {
+    if (line[i] != '"') return false;
+    std::string f;
+    for (++i;; ++i) {
+      if (i >= line.size()) return false;
+      if (line[i] == '"') {
+        if (i + 1 < line.size() && line[i + 1] == '"') f += '"', ++i;
+        else break;
+      } else {
+        f += line[i];
+      }
+    }
+    fields.push_back(std::move(f));
+    if (++i < line.size() && line[i++] != ',') return false;
+  }
+  return true;
+}
+
 }  // namespace
 
-CaptionWriter::CaptionWriter(const std::string& output, CaptionFormat format, bool with_path)
+CaptionWriter::CaptionWriter(const std::string& output, CaptionFormat format, bool with_path, bool resume)
     : format_(format), with_path_(with_path) {
-  if (!output.empty()) file_ = std::make_unique<AtomicFile>(output);
-  if (format_ == CaptionFormat::Csv) pending_ = with_path_ ? "image,path,caption\n" : "image,caption\n";
+  if (!output.empty()) {
+    file_ = std::make_unique<PartialFile>(output, resume);
+    keep(file_->kept(), output + ".partial");
+  }
+  if (format_ == CaptionFormat::Csv && count_ == 0 && (!file_ || file_->kept().empty()))
+    pending_ = with_path_ ? "image,path,caption\n" : "image,caption\n";
+}
+
+// Learns the keys of the kept records, so that a resumed job skips their images.
+void CaptionWriter::keep(const std::string& kept, const std::string& partial_path) {
+  std::istringstream in(kept);
+  std::vector<std::string> fields;
+  size_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    std::string key;
+    if (format_ == CaptionFormat::Csv) {
+      if (line_no == 1) continue;  // the header
+      if (parse_csv_line(line, fields) && fields.size() == (with_path_ ? 3u : 2u)) key = fields[with_path_ ? 1 : 0];
+    } else {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      const char* name = with_path_ ? "path" : "image";
+      if (j.is_object() && j.contains(name) && j[name].is_string()) key = j[name].get<std::string>();
+    }
+    if (key.empty())
+      throw InputError(partial_path, "line " + std::to_string(line_no) +
+                                         ": not a caption record of this format; remove the file to start afresh");
+    done_.insert(key);
+    ++count_;
+  }
 }
 
 void CaptionWriter::add(const std::string& image, const std::string& path, const std::string& caption) {
@@ -34,8 +87,10 @@ void CaptionWriter::add(const std::string& image, const std::string& path, const
 }
 
 void CaptionWriter::flush() {
+  if (count_ == 0) return;  // a CSV header alone is no output
   if (file_) {
-    file_->write(pending_);
+    file_->append(pending_);
+    file_->sync();
   } else {
     std::cout << pending_ << std::flush;
   }

@@ -1,9 +1,12 @@
 #pragma once
 // Where `caption describe` puts captions as they are made: JSONL (one object per line) or CSV,
-// on standard output (flushed per batch) or in a file that appears whole only at commit(), so
-// a job that fails or is killed leaves no partial output.
+// on standard output (flushed per batch) or in a file that is built in "<output>.partial"
+// (synced per batch) and appears under its name only at commit(). A job that fails or is
+// killed leaves no output file, only the partial one (when it holds captions), from which a
+// rerun with `resume` continues.
 #include <memory>
 #include <string>
+#include <unordered_set>
 
 #include "model/atomic_file.h"
 
@@ -13,18 +16,24 @@ enum class CaptionFormat { Jsonl, Csv };
 
 class CaptionWriter {
  public:
-  // output "" = standard output. with_path: records carry the image's path (image inputs).
-  CaptionWriter(const std::string& output, CaptionFormat format, bool with_path);
+  // output "" = standard output. with_path: records carry the image's path (image inputs) and
+  // are keyed by it; otherwise by the image name. resume: keep the records of an earlier run's
+  // partial file.
+  CaptionWriter(const std::string& output, CaptionFormat format, bool with_path, bool resume);
   // `image` is the file name (the key in features files and references); `path` where it was read.
   void add(const std::string& image, const std::string& path, const std::string& caption);
-  void flush();  // ends a batch: standard output is flushed
+  bool has(const std::string& key) const { return done_.count(key) > 0; }  // kept from an earlier run
+  void flush();  // ends a batch: standard output is flushed, the partial file synced
   void commit();
-  size_t count() const { return count_; }
+  size_t count() const { return count_; }  // records written, kept ones included
+  bool saved() const { return file_ && !file_->empty(); }  // the partial file holds records
 
  private:
+  void keep(const std::string& kept, const std::string& partial_path);
   CaptionFormat format_;
   bool with_path_;
-  std::unique_ptr<AtomicFile> file_;
+  std::unique_ptr<PartialFile> file_;
+  std::unordered_set<std::string> done_;
   std::string pending_;
   size_t count_ = 0;
 };

@@ -23,6 +23,7 @@ namespace {
 
 struct Args {
   std::string model = CAPTION_DEFAULT_MODEL, features, images, output, html, format = "jsonl", shard = "0/1";
+  bool resume = false;
   std::vector<std::string> inputs;
   DecodeOptions decode;
   ImageRunOptions run;
@@ -51,11 +52,27 @@ void note_split(Progress& progress, int asked, int encoder_batch, int decoder_ba
   noted = true;
 }
 
+// The inputs a resumed job still has to caption (keys: paths, or image names for features).
+std::vector<std::string> not_done(const std::vector<std::string>& keys, const CaptionWriter& out, Progress& progress) {
+  std::vector<std::string> todo;
+  for (const auto& k : keys)
+    if (!out.has(k)) todo.push_back(k);
+  if (todo.size() < keys.size())
+    progress.line("resuming: " + std::to_string(keys.size() - todo.size()) + " of " + std::to_string(keys.size()) +
+                  " already captioned in the partial output");
+  return todo;
+}
+
 // Decode threads -> encoder -> batched beam search -> writer, one batch at a time: memory stays
 // flat however many images there are, and captions are written as they come.
 int describe_images(const Args& a, const Shard& shard, LoadedModel& model, CaptionWriter& out, Progress& progress) {
-  const auto paths = take_shard(expand_image_inputs(a.inputs), shard);
+  auto paths = take_shard(expand_image_inputs(a.inputs), shard);
   if (paths.empty()) throw InputError(a.inputs.front(), shard.count > 1 ? "no images in shard " + a.shard : "no images found");
+  paths = not_done(paths, out, progress);
+  if (paths.empty()) {
+    out.commit();
+    return 0;
+  }
   auto encoder = load_encoder(*model.ctx, model.files, a.run);
   if (encoder->feature_dim() != model.files.config.decoder.feature_dim)
     throw InputError(a.model, "the encoder gives " + std::to_string(encoder->feature_dim()) +
@@ -66,6 +83,7 @@ int describe_images(const Args& a, const Shard& shard, LoadedModel& model, Capti
   FailedImages failed(paths.size(), progress);
   int decoder_batch = a.decode.batch;
   bool noted = false;
+  size_t done = 0;  // images captioned or failed in this run
   const auto t0 = std::chrono::steady_clock::now();
   encode_images(
       *encoder, paths, a.decode.batch, a.run.threads,
@@ -78,10 +96,11 @@ int describe_images(const Args& a, const Shard& shard, LoadedModel& model, Capti
           if (gallery) gallery->add(path, captions[k], b.thumbnails[k]);
         }
         out.flush();
-        const size_t done = out.count() + failed.count();
+        done += b.indices.size();
         progress.update(double(done) / paths.size(), rate_status(done, paths.size(), "images", t0));
       },
       [&](size_t, const std::string& error) {
+        ++done;
         failed.add(error);
         if (gallery) gallery->add_failure(error);
       },
@@ -99,6 +118,8 @@ int describe_features(const Args& a, const Shard& shard, LoadedModel& model, Cap
   check_features(features, a.features, model);
   if (!a.images.empty()) features = select_images(features, read_image_list(a.images), a.images);
   if (shard.count > 1) features = select_images(features, take_shard(features.images, shard), a.features);
+  const auto todo = not_done(features.images, out, progress);
+  if (todo.size() < features.images.size()) features = select_images(features, todo, a.features);
   const auto t0 = std::chrono::steady_clock::now();
   const size_t n = features.images.size();
   int decoder_batch = a.decode.batch;
@@ -140,6 +161,8 @@ Command add_describe(CLI::App& app) {
   sub->add_option("--output", a->output, "file to write (default: standard output)");
   sub->add_option("--format", a->format, "jsonl or csv")->check(CLI::IsMember({"jsonl", "csv"}))->capture_default_str();
   sub->add_option("--html", a->html, "also write a self-contained HTML gallery (thumbnails + captions)");
+  sub->add_flag("--resume", a->resume,
+                "continue a job that stopped: keep the captions in OUTPUT.partial, caption the rest");
   add_image_run_options(sub, a->run);
   add_device_options(sub, a->device);
   return {sub, [a, no_unk] {
@@ -149,15 +172,23 @@ Command add_describe(CLI::App& app) {
               throw std::invalid_argument("give image files/folders or --features, not both");
             if (!a->html.empty() && !a->features.empty())
               throw std::invalid_argument("--html needs image inputs (its thumbnails come from the images)");
+            if (a->resume && (a->output.empty() || !a->html.empty()))
+              throw std::invalid_argument("--resume needs --output and no --html (a gallery is not resumable)");
             const Shard shard = parse_shard(a->shard);
             auto model = load_model(a->model, a->device.parse(), a->device.memory_limit_bytes());
             a->decode.max_len = model.files.config.decoder.max_len;
             // A redrawn bar would tangle with captions printed to the same terminal.
             Progress progress(Progress::stderr_is_terminal() && !a->output.empty());
             CaptionWriter out(a->output, a->format == "csv" ? CaptionFormat::Csv : CaptionFormat::Jsonl,
-                              a->features.empty());
-            return a->features.empty() ? describe_images(*a, shard, model, out, progress)
-                                       : describe_features(*a, shard, model, out, progress);
+                              a->features.empty(), a->resume);
+            try {
+              return a->features.empty() ? describe_images(*a, shard, model, out, progress)
+                                         : describe_features(*a, shard, model, out, progress);
+            } catch (const std::exception& e) {
+              if (!out.saved()) throw;
+              throw std::runtime_error(std::string(e.what()) + " (the captions so far are in " + a->output +
+                                       ".partial; --resume continues from there)");
+            }
           }};
 }
 
