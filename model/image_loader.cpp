@@ -43,17 +43,21 @@ uint32_t le24(const uint8_t* p) { return uint32_t(p[2]) << 16 | le16(p); }
 
 // Walks the marker segments; inside entropy-coded data a marker is 0xFF followed by anything
 // but 0x00 (a stuffed byte) or 0xD0-0xD7 (restart markers). Progressive files have several
-// scans, so the walk continues after each until EOI.
+// scans, so the walk continues after each until EOI. Bytes between segments that are no
+// marker are skipped up to the next one, as libjpeg does (it warns and reads on), so that a
+// frame header after them is still seen: otherwise a 200-byte file could make the decoder
+// allocate gigabytes for the size it claims.
 void parse_jpeg(const uint8_t* p, size_t n, Header& h) {
   size_t i = 2;  // after SOI
   h.truncated = true;
   while (i + 1 < n) {
-    if (p[i] != 0xFF) {  // garbage between segments: leave the verdict to libjpeg
-      h.truncated = false;
-      return;
+    if (p[i] != 0xFF) {  // garbage between segments
+      ++i;
+      continue;
     }
     uint8_t m = p[i + 1];
     if (m == 0xFF) { ++i; continue; }  // fill byte
+    if (m == 0x00) { i += 2; continue; }  // no marker: more garbage
     i += 2;
     if (m == 0xD9) { h.truncated = false; return; }  // EOI
     if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) continue;  // markers without a length
@@ -209,7 +213,10 @@ void load_image(const std::string& path, const ImageOptions& opt, uint8_t* out, 
   if (bytes.empty()) throw InputError(path, "empty file, not an image");
   if (bytes.size() > size_t(INT_MAX)) throw InputError(path, "file too large for the image decoder (over 2 GiB)");
   const Header h = read_header(bytes);
-  if (h.format && h.truncated) throw InputError(path, std::string("truncated ") + h.format + " data");
+  // Only formats whose size is checked from the header reach the decoders (OpenCV reads more,
+  // PPM and Radiance HDR among them, whose headers could claim any size).
+  if (!h.format) throw InputError(path, "not an image (unrecognised format; JPEG, PNG, BMP, WebP and TIFF are read)");
+  if (h.truncated) throw InputError(path, std::string("truncated ") + h.format + " data");
   if (h.width >= 0) check_size(path, h.width, h.height, opt);
 
   cv::Mat img;
@@ -220,10 +227,8 @@ void load_image(const std::string& path, const ImageOptions& opt, uint8_t* out, 
   } catch (const cv::Exception& e) {
     throw InputError(path, "cannot decode image: " + e.err);
   }
-  if (img.empty())
-    throw InputError(path, h.format ? std::string("corrupt or truncated ") + h.format + " data"
-                                    : std::string("not an image (unrecognised format)"));
-  check_size(path, img.cols, img.rows, opt);  // formats whose header was not parsed above
+  if (img.empty()) throw InputError(path, std::string("corrupt or truncated ") + h.format + " data");
+  check_size(path, img.cols, img.rows, opt);  // headers whose size was not parsed above
   const cv::Mat rgb = to_rgb8(path, img);
   if (thumbnail) make_thumbnail(rgb, *thumbnail);
 

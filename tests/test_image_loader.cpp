@@ -258,6 +258,15 @@ TEST(ImageLoader, TooManyPixelsRefusedFromTheHeader) {
   EXPECT_NO_THROW(load(dir.path("strip.png"), ResizeMode::Squash, 224, 30'000'000));
   EXPECT_TRUE(throws_input_error([&] { load(dir.path("strip.png"), ResizeMode::CenterCrop, 224, 20'000'000); },
                                  {dir.path("strip.png"), "1x400", "elongated"}));
+  // Bytes that are no marker before the frame header (libjpeg skips them with a warning): the
+  // size behind them, 55312x10239, is still read and refused (found by the image fuzzer, where
+  // decoding it took 2 GB and 8 s).
+  const std::string garbage = std::string(CAPTION_TEST_DATA) + "/fuzz/image/oom-garbage-before-sof.jpg";
+  EXPECT_TRUE(throws_input_error([&] { load(garbage, ResizeMode::Squash, 32); }, {garbage, "55312x10239", "limit"}));
+  // Formats whose header is not checked here (PPM claims any size in a few bytes) are refused.
+  write_bytes(dir.path("huge.ppm"), "P6\n60000 60000\n255\n");
+  EXPECT_TRUE(throws_input_error([&] { load(dir.path("huge.ppm"), ResizeMode::Squash, 32); },
+                                 {dir.path("huge.ppm"), "unrecognised format"}));
   // The limit is the caller's: 10x10 passes at 100 pixels and fails at 99.
   ASSERT_TRUE(cv::imwrite(dir.path("ten.png"), cv::Mat(10, 10, CV_8UC3, cv::Scalar(0, 0, 0))));
   EXPECT_NO_THROW(load(dir.path("ten.png"), ResizeMode::Squash, 32, 100));
