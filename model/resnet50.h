@@ -80,7 +80,11 @@ class ResNet50 {
   };
   static constexpr int kSlots = 2;
 
-  void ensure_buffers(int N);
+  void ensure_buffers(int images, int features);
+  void grow_buffers(MemoryPool& pool, Stream st, int images, int features);
+  // Preprocessing, the convolutions and the pooling of N images already on the device, into
+  // features [N, feature_dim]; `preprocessed` is recorded once the pixels have been read.
+  void run_network(const uint8_t* pixels, int N, float* features, Event* preprocessed);
   void ensure_slot(Slot& slot, int N);
 
   Context& ctx_;
@@ -89,7 +93,9 @@ class ResNet50 {
   Conv conv1_;
   std::vector<Block> blocks_;
   PoolBuffer<float> params_;
-  int capacity_ = 0;  // images the activation buffers hold
+  static constexpr int kCpuPiece = 16;  // images per network run on the CPU (submit)
+  int capacity_ = 0;          // images the activation buffers hold
+  int feature_capacity_ = 0;  // images features_ holds
   PoolBuffer<float> buf_[5];
   PoolBuffer<float> features_;
   Slot slots_[kSlots];
