@@ -1,5 +1,7 @@
 #include "model/captions.h"
 
+#include <algorithm>
+
 #include "model/read_file.h"
 #include "runtime/error.h"
 
@@ -45,15 +47,11 @@ std::string csv_field(std::string_view& s, bool rest_of_line, const std::string&
   throw InputError(path, at_line(line_no, "unterminated quoted field"));
 }
 
-// "image,caption"
-CaptionRecord parse_csv_line(std::string_view line, const std::string& path, size_t line_no) {
-  CaptionRecord r;
-  r.image = std::string(trim(csv_field(line, false, path, line_no)));
-  if (line.empty() || line.front() != ',')
-    throw InputError(path, at_line(line_no, "expected 'image,caption'"));
-  line.remove_prefix(1);
-  r.text = std::string(trim(csv_field(line, true, path, line_no)));
-  if (!trim(line).empty()) throw InputError(path, at_line(line_no, "text after the closing quote of the caption"));
+// A line under `header`: image first, caption last.
+CaptionRecord parse_csv_line(std::string_view line, std::string_view header, const std::string& path,
+                             size_t line_no) {
+  const auto fields = csv_fields(line, header, path, line_no);
+  CaptionRecord r{std::string(trim(fields.front())), std::string(trim(fields.back()))};
   if (r.image.empty()) throw InputError(path, at_line(line_no, "empty image name"));
   if (r.text.empty()) throw InputError(path, at_line(line_no, "empty caption"));
   return r;
@@ -65,19 +63,44 @@ std::string_view without_bom(std::string_view s) {
 
 }  // namespace
 
+bool is_caption_csv_header(std::string_view line) {
+  line = trim(line);
+  return line == "image,caption" || line == "image,path,caption";
+}
+
+std::vector<std::string> csv_fields(std::string_view line, std::string_view header, const std::string& path,
+                                    size_t line_no) {
+  const size_t count = size_t(std::count(header.begin(), header.end(), ',')) + 1;
+  std::vector<std::string> fields;
+  for (size_t i = 0; i < count; ++i) {
+    if (i > 0) {
+      if (line.empty() || line.front() != ',')
+        throw InputError(path, at_line(line_no, "expected '" + std::string(header) + "'"));
+      line.remove_prefix(1);
+    }
+    fields.push_back(csv_field(line, i + 1 == count, path, line_no));
+  }
+  if (!trim(line).empty()) throw InputError(path, at_line(line_no, "text after the closing quote of the last field"));
+  return fields;
+}
+
 std::vector<CaptionRecord> read_captions(const std::string& path) {
   const std::string text = read_file(path);
   std::vector<CaptionRecord> records;
-  bool csv = false, first = true;
+  std::string header;  // of a CSV file
+  bool first = true;
   for_each_line(without_bom(text), [&](size_t line_no, std::string_view line) {
     if (trim(line).empty()) return;
     if (!is_utf8(line)) throw InputError(path, at_line(line_no, "not valid UTF-8"));
     if (first) {
       first = false;
-      csv = trim(line) == "image,caption";
-      if (csv) return;
+      if (is_caption_csv_header(line)) {
+        header = trim(line);
+        return;
+      }
     }
-    records.push_back(csv ? parse_csv_line(line, path, line_no) : parse_token_line(line, path, line_no));
+    records.push_back(!header.empty() ? parse_csv_line(line, header, path, line_no)
+                                      : parse_token_line(line, path, line_no));
   });
   return records;
 }

@@ -60,6 +60,17 @@ TEST(Captions, KaggleCsvWithQuotesAndCommas) {
   EXPECT_EQ(r[3].image, "c,d.jpg");
 }
 
+// `caption describe --format csv` on images writes a path column between image and caption.
+TEST(Captions, DescribeCsvWithPaths) {
+  ScratchDir dir;
+  auto r = read_text(dir, "image,path,caption\n\"a.jpg\",\"photos/x, y/a.jpg\",\"a dog , running\"\n");
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].image, "a.jpg");
+  EXPECT_EQ(r[0].text, "a dog , running");
+  EXPECT_TRUE(throws_input_error([&] { read_text(dir, "image,path,caption\na.jpg,a dog\n"); },
+                                 {"caps.txt", "line 2", "image,path,caption"}));
+}
+
 TEST(Captions, KaggleCsvMalformed) {
   ScratchDir dir;
   auto bad = [&](const std::string& text, std::vector<std::string> words) {

@@ -3,8 +3,9 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <vector>
 
+#include "model/captions.h"
+#include "model/read_file.h"
 #include "runtime/error.h"
 
 namespace caption::cli {
@@ -16,27 +17,6 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
-// The fields of one line as csv_field writes them; false if it is not such a line.
-bool parse_csv_line(const std::string& line, std::vector<std::string>& fields) {
-  fields.clear();
-  for (size_t i = 0; i < line.size();) {
-    if (line[i] != '"') return false;
-    std::string f;
-    for (++i;; ++i) {
-      if (i >= line.size()) return false;
-      if (line[i] == '"') {
-        if (i + 1 < line.size() && line[i + 1] == '"') f += '"', ++i;
-        else break;
-      } else {
-        f += line[i];
-      }
-    }
-    fields.push_back(std::move(f));
-    if (++i < line.size() && line[i++] != ',') return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 CaptionWriter::CaptionWriter(const std::string& output, CaptionFormat format, bool with_path, bool resume)
@@ -46,28 +26,27 @@ CaptionWriter::CaptionWriter(const std::string& output, CaptionFormat format, bo
     keep(file_->kept(), output + ".partial");
   }
   if (format_ == CaptionFormat::Csv && count_ == 0 && (!file_ || file_->kept().empty()))
-    pending_ = with_path_ ? "image,path,caption\n" : "image,caption\n";
+    pending_ = std::string(csv_header()) + "\n";
 }
 
 // Learns the keys of the kept records, so that a resumed job skips their images.
 void CaptionWriter::keep(const std::string& kept, const std::string& partial_path) {
   std::istringstream in(kept);
-  std::vector<std::string> fields;
   size_t line_no = 0;
   for (std::string line; std::getline(in, line);) {
     ++line_no;
     std::string key;
     if (format_ == CaptionFormat::Csv) {
       if (line_no == 1) continue;  // the header
-      if (parse_csv_line(line, fields) && fields.size() == (with_path_ ? 3u : 2u)) key = fields[with_path_ ? 1 : 0];
+      key = csv_fields(line, csv_header(), partial_path, line_no)[with_path_ ? 1 : 0];
     } else {
       auto j = nlohmann::json::parse(line, nullptr, false);
       const char* name = with_path_ ? "path" : "image";
       if (j.is_object() && j.contains(name) && j[name].is_string()) key = j[name].get<std::string>();
     }
     if (key.empty())
-      throw InputError(partial_path, "line " + std::to_string(line_no) +
-                                         ": not a caption record of this format; remove the file to start afresh");
+      throw InputError(partial_path,
+                       at_line(line_no, "not a caption record of this format; remove the file to start afresh"));
     done_.insert(key);
     ++count_;
   }

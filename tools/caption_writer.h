@@ -30,6 +30,7 @@ class CaptionWriter {
 
  private:
   void keep(const std::string& kept, const std::string& partial_path);
+  const char* csv_header() const { return with_path_ ? "image,path,caption" : "image,caption"; }
   CaptionFormat format_;
   bool with_path_;
   std::unique_ptr<PartialFile> file_;

@@ -16,8 +16,9 @@
 namespace caption::cli {
 namespace {
 
-// describe's output: JSONL ({"image","caption"} per line) or, when the first line is the
-// header "image,caption", its CSV (which read_captions parses).
+// describe's output: JSONL ({"image","caption"} per line) or, when the first line is a CSV
+// header ("image,caption", or "image,path,caption" from images), its CSV (which read_captions
+// parses).
 std::vector<CaptionRecord> read_results(const std::string& path) {
   const std::string text = read_file(path);
   std::vector<CaptionRecord> results;
@@ -26,7 +27,7 @@ std::vector<CaptionRecord> read_results(const std::string& path) {
     if (csv || trim(line).empty()) return;
     if (first) {
       first = false;
-      csv = trim(line) == "image,caption";
+      csv = is_caption_csv_header(line);
       if (csv) return;
     }
     nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
