@@ -10,7 +10,8 @@ namespace caption::cpu {
 
 namespace {
 
-using vec::v4f;
+using vec::kLanes;
+using vec::vf;
 
 // Elements per parallel work item, and the size below which one thread does the whole update
 // (about 80 us: waking a worker costs tens of microseconds). Elements are independent: the
@@ -22,7 +23,7 @@ struct AdamCoef {
   float step_size, bc2_sqrt, b1, b2, one_minus_b1, one_minus_b2, wd, eps;
 };
 
-// One update, written once for float and for 4-lane vectors: the same float operations in the
+// One update, written once for float and for vectors: the same float operations in the
 // same order either way (sqrt is correctly rounded in both), so a lane's result does not
 // depend on whether its element went through the vector body or the scalar tail.
 template <class T, class Sqrt>
@@ -37,8 +38,8 @@ inline void update(T& p, T g, T& m, T& v, const AdamCoef& c, Sqrt sqrt) {
 void adam_range(float* params, const float* grads, float* m, float* v, size_t begin, size_t end,
                 const AdamCoef& c) {
   size_t i = begin;
-  for (; i + 4 <= end; i += 4) {
-    v4f p = vec::load(params + i), mi = vec::load(m + i), vi = vec::load(v + i);
+  for (; i + kLanes <= end; i += kLanes) {
+    vf p = vec::load(params + i), mi = vec::load(m + i), vi = vec::load(v + i);
     update(p, vec::load(grads + i), mi, vi, c, vec::sqrt);
     vec::store(params + i, p), vec::store(m + i, mi), vec::store(v + i, vi);
   }

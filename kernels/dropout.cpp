@@ -6,7 +6,6 @@
 
 #include "kernels/parallel.h"
 #include "kernels/philox.h"
-#include "kernels/vec_math.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -16,8 +15,10 @@ namespace caption::cpu {
 
 namespace {
 
-using vec::v4f;
-using vec::v4i;
+// Four lanes whatever the target's vector width: Philox's 32x32->64 multiplies come two per
+// 128-bit lane pair (pmuludq), and the chains below are laid out for that.
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
 typedef uint32_t v4u __attribute__((vector_size(16)));
 typedef uint64_t v2u64 __attribute__((vector_size(16)));
 
@@ -83,7 +84,10 @@ inline void mask_block(const float* in, float* out, uint64_t counter0, uint64_t 
   for (int g = 0; g < kBlock / 4; ++g) {
     const v4u word = (v4u)((c[2 * g].w0 & 0xffffffffu) | (c[2 * g + 1].w0 << 32));
     const v4i keep = (v4i)(word >> 8) >= int32_t(threshold);  // both below 2^24: signed is fine
-    vec::store(out + 4 * g, (v4f)((v4i)(vec::load(in + 4 * g) * scale) & keep));
+    v4f x;
+    std::memcpy(&x, in + 4 * g, sizeof x);
+    x = (v4f)((v4i)(x * scale) & keep);
+    std::memcpy(out + 4 * g, &x, sizeof x);
   }
 }
 

@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels/parallel.h"
-#include "kernels/vec_math.h"
 
 namespace caption::cpu {
 
@@ -25,8 +25,10 @@ constexpr size_t kChunk = 16384;
 constexpr size_t kParallelMin = size_t(1) << 18;
 constexpr size_t kScaleParallelMin = size_t(1) << 22;
 
-inline v2d square(v2f x) {
-  v2d d = __builtin_convertvector(x, v2d);
+inline v2d square_pair(const float* x) {
+  v2f f;
+  std::memcpy(&f, x, sizeof f);
+  v2d d = __builtin_convertvector(f, v2d);
   return d * d;
 }
 
@@ -34,11 +36,7 @@ double sum_squares(const float* x, size_t n) {
   v2d acc[4] = {};
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    vec::v4f a = vec::load(x + i), b = vec::load(x + i + 4);
-    acc[0] += square(v2f{a[0], a[1]});
-    acc[1] += square(v2f{a[2], a[3]});
-    acc[2] += square(v2f{b[0], b[1]});
-    acc[3] += square(v2f{b[2], b[3]});
+    for (int j = 0; j < 4; ++j) acc[j] += square_pair(x + i + 2 * j);
   }
   v2d s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
   double sum = s[0] + s[1];

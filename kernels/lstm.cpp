@@ -31,7 +31,7 @@ void for_batch_rows(int B, int row_cost, F f) {
 // Adds both biases to one step's pre-activations, activates them in place and updates the
 // cell: rows are batch entries with strides ldg (gates) and lds (c_prev, c, h); c_prev null
 // means zero state. c may alias c_prev and is written after it is read. The gate
-// nonlinearities (4H exp per row and step, the LSTM's non-GEMM cost) are the 4-lane ones of
+// nonlinearities (4H exp per row and step, the LSTM's non-GEMM cost) are the vector ones of
 // kernels/vec_math.h.
 void cell_forward(int B, int H, const float* b_ih, const float* b_hh, float* gates, int ldg,
                   const float* c_prev, float* c, float* h, int lds) {

@@ -12,7 +12,8 @@ namespace caption::cpu {
 
 namespace {
 
-using vec::v4f;
+using vec::kLanes;
+using vec::vf;
 
 // Rows go to threads in groups of about kItemLogits logits, each row done whole by one thread
 // in a fixed order, so results do not depend on the thread count. Below kParallelMin logits
@@ -30,17 +31,16 @@ void for_rows(int N, int V, F f) {
   });
 }
 
-inline v4f max4(v4f a, v4f b) { return a > b ? a : b; }
+inline vf vmax(vf a, vf b) { return a > b ? a : b; }
 
 float row_max(const float* x, int V) {
-  v4f m0 = {x[0], x[0], x[0], x[0]}, m1 = m0;
+  vf m0 = vec::splat(x[0]), m1 = m0;
   int v = 0;
-  for (; v + 8 <= V; v += 8) {
-    m0 = max4(m0, vec::load(x + v));
-    m1 = max4(m1, vec::load(x + v + 4));
+  for (; v + 2 * kLanes <= V; v += 2 * kLanes) {
+    m0 = vmax(m0, vec::load(x + v));
+    m1 = vmax(m1, vec::load(x + v + kLanes));
   }
-  m0 = max4(m0, m1);
-  float mx = std::max(std::max(m0[0], m0[1]), std::max(m0[2], m0[3]));
+  float mx = vec::max_lanes(vmax(m0, m1));
   for (; v < V; ++v) mx = std::max(mx, x[v]);
   return mx;
 }
@@ -55,12 +55,12 @@ float row_logsumexp(const float* x, int V) {
   double sum = 0;
   for (int v = 0; v < V;) {
     const int end = std::min(V, v + 256);
-    v4f s0 = {}, s1 = {};
-    for (; v + 8 <= end; v += 8) {
+    vf s0 = {}, s1 = {};
+    for (; v + 2 * kLanes <= end; v += 2 * kLanes) {
       s0 += vec::exp(vec::load(x + v) - mx);
-      s1 += vec::exp(vec::load(x + v + 4) - mx);
+      s1 += vec::exp(vec::load(x + v + kLanes) - mx);
     }
-    for (; v < end; v += 4) s0 += vec::exp(vec::load_partial(x + v, std::min(4, end - v), neg_inf) - mx);
+    for (; v < end; v += kLanes) s0 += vec::exp(vec::load_partial(x + v, std::min(kLanes, end - v), neg_inf) - mx);
     sum += double(vec::sum_lanes(s0 + s1));
   }
   return float(double(mx) + std::log(sum));
@@ -99,9 +99,9 @@ void softmax_xent_backward(const float* logits, const int32_t* targets, const fl
     // vector is read before it is written, so the loop itself is safe in place.
     const float l = lse[n], xt = x[t];
     int v = 0;
-    for (; v + 4 <= V; v += 4) vec::store(d + v, scale * vec::exp(vec::load(x + v) - l));
+    for (; v + kLanes <= V; v += kLanes) vec::store(d + v, scale * vec::exp(vec::load(x + v) - l));
     if (v < V) vec::store_partial(d + v, scale * vec::exp(vec::load_partial(x + v, V - v, 0.f) - l), V - v);
-    const float pt = vec::exp(v4f{xt, xt, xt, xt} - l)[0];  // the same exp as the loop's
+    const float pt = vec::exp(vec::splat(xt) - l)[0];  // the same exp as the loop's
     d[t] = scale * (pt - 1.f);
   });
 }

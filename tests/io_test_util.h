@@ -64,9 +64,16 @@ inline ::testing::AssertionResult throws_input_error(const std::function<void()>
   return ::testing::AssertionFailure() << "did not throw";
 }
 
-// The shared data folder, or "" when this checkout has none (tests then GTEST_SKIP).
+// The shared data folder: ../shared beside the checkout, or $CAPTION_SHARED_DIR (the GPU
+// machine gets the few files its tests need carried there, see scripts/gpu-carry.sh).
+inline std::string shared_dir() {
+  const char* env = std::getenv("CAPTION_SHARED_DIR");
+  return env && *env ? std::string(env) : std::string(CAPTION_SHARED_DIR);
+}
+
+// A file or folder under the shared data folder, or "" when there is none (tests then GTEST_SKIP).
 inline std::string shared_data(const std::string& rel) {
-  std::string p = std::string(CAPTION_SHARED_DIR) + "/data/" + rel;
+  std::string p = shared_dir() + "/data/" + rel;
   return std::filesystem::exists(p) ? p : std::string();
 }
 

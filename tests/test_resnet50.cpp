@@ -12,6 +12,7 @@
 #include "model/safetensors.h"
 #include "runtime/error.h"
 #include "runtime/host_buffer.h"
+#include "tests/io_test_util.h"
 #include "tests/test_util.h"
 
 namespace caption {
@@ -107,8 +108,8 @@ TEST(ResNet50, RandomV15MatchesTorchvisionCuda) {
 }
 
 void check_msra_c4(Device device) {
-  const std::string weights = std::string(CAPTION_SHARED_DIR) + "/data/weights/resnet50_msra_c4.safetensors";
-  if (!std::filesystem::exists(weights)) GTEST_SKIP() << "no shared data at " << weights;
+  const std::string weights = test::shared_data("weights/resnet50_msra_c4.safetensors");
+  if (weights.empty()) GTEST_SKIP() << "no shared data at " << test::shared_dir();
   auto g = golden()["msra_c4"];
   EncoderConfig cfg;
   cfg.stages = 4;
