@@ -147,6 +147,15 @@ def of_ceiling(value, ceiling, what):
     return f" ({value / ceiling:.0%} of {what})" if ceiling else ""
 
 
+def engine_build(build):
+    """`caption --version` minus its first line (CPU vector width, BLAS, CUDA, OpenCV), or ""."""
+    try:
+        out = subprocess.run([str(build / "caption"), "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return "; ".join(out.stdout.strip().splitlines()[1:]) if out.returncode == 0 else ""
+
+
 def ceiling_lines(ceil, kernels, device, threads, raw):
     """Lines after the table: the ceilings measured in this run, then each memory-bound op of issue #5
     against the copy bandwidth (with --kernels). Records both in raw."""
@@ -429,8 +438,11 @@ def main():
             f", cuDNN {peer['cudnn']}, TF32 {'on' if peer['tf32'] else 'off'}" if args.device == "cuda" else "")
     load = ", ".join(f"{x:.1f}" for x in raw["load_average"])
     lines = [f"Engine vs PyTorch on {device_name}, {raw['date']} ({torch_info or 'PyTorch peer unavailable'}; "
-             f"load average before the run {load}).", "",
-             "| work | engine | PyTorch | ratio | device |", "| --- | --- | --- | --- | --- |"]
+             f"load average before the run {load}).", ""]
+    raw["engine_build"] = engine_build(build)
+    if raw["engine_build"]:
+        lines += [f"Engine build (`caption --version`): {raw['engine_build']}.", ""]
+    lines += ["| work | engine | PyTorch | ratio | device |", "| --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['work']} | {r['engine']} | {r['pytorch']} | {r['ratio']} | {device_name} |")
     if not rows:

@@ -12,8 +12,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "kernels/vec_math.h"
 #include "model/features.h"
 #include "model/safetensors.h"
+#include "runtime/device.h"
 #include "tests/cli_test_util.h"
 #include "tests/io_test_util.h"
 #include "tests/test_util.h"
@@ -235,6 +237,21 @@ TEST(Cli, TrainWithEncoderMakesAnImageModel) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("\"caption\":\"a dog runs on the grass\""), std::string::npos) << r.output;
 #endif
+}
+
+// --version names this build's CPU vector width and says whether CUDA and OpenCV are in it,
+// and --device cuda without a device says why.
+TEST(Cli, VersionDescribesTheBuild) {
+  CliRun r = run("--version");
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.output.find("vector math " + std::to_string(cpu::vec::kLanes) + " lanes"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(CAPTION_HAS_CUDA ? "CUDA: runtime" : "CUDA: not built"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(CAPTION_HAS_OPENCV ? "images: OpenCV" : "images: not built"), std::string::npos) << r.output;
+  if (!cuda_available()) {
+    CliData d;
+    expect_one_line_error(run("describe --device cuda --features " + d.dir.path("features.safetensors")),
+                          CAPTION_HAS_CUDA ? "no usable CUDA device: none (" : "this build has no CUDA support");
+  }
 }
 
 TEST(Cli, BadInputGivesOneLineErrors) {

@@ -3,10 +3,12 @@
 #include <iostream>
 #include <vector>
 
+#include "tools/build_info.h"
 #include "tools/commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"caption: image captioning engine (ResNet50 + LSTM merge decoder), CPU and CUDA"};
+  app.set_version_flag("--version", caption::cli::build_info);
   app.require_subcommand(1);
   std::vector<caption::cli::Command> commands;
   for (auto add : {caption::cli::add_train, caption::cli::add_score, caption::cli::add_describe,
