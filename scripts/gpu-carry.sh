@@ -69,17 +69,21 @@ cp -a /usr/include/zlib.h /usr/include/zconf.h "$P/zlib/include/"
 cp -L "$usr_lib/libz.so.1" "$P/zlib/lib/"
 ln -s libz.so.1 "$P/zlib/lib/libz.so"
 
-# OpenCV: headers, the three libraries without their symbol tables (a sixth of their size), and
-# the CMake package files, which find the rest relative to themselves (lib/<arch>/cmake/opencv4).
-cp -a "$opencv/include/opencv4" "$P/include/"
-cp -a "$opencv/lib/$arch"/libopencv_{core,imgproc,imgcodecs}.so* "$P/lib/$arch/"
-find "$P/lib/$arch" -name 'libopencv_*' -type f -exec strip --strip-unneeded {} +
-cp -a "$opencv/lib/$arch/cmake/opencv4" "$P/lib/$arch/cmake/"
-mkdir -p "$P/share/licenses"
-cp -a "$opencv/share/licenses/opencv4" "$P/share/licenses/"
-# And the libraries they load that the GPU machine may lack (libjpeg, libwebp): all but glibc's,
-# libstdc++'s and zlib, which it has, and those carried already (libpng).
-for lib in $(objdump -p "$P/lib/$arch"/libopencv_*.so.*.* | awk '$1 == "NEEDED" {print $2}' | sort -u); do
+# OpenCV in a prefix of its own, off LD_LIBRARY_PATH (as zlib): a Debian machine's own OpenCV
+# users (its PyTorch) would load this core, built without OpenCL, and fail. The engine's
+# binaries find it through their build-tree RUNPATH. Headers, the three libraries without their
+# symbol tables (18% of their size), and the CMake package files, which find the rest
+# relative to themselves (lib/<arch>/cmake/opencv4 -> the prefix).
+O=$P/opencv
+mkdir -p "$O/include" "$O/lib/$arch/cmake" "$O/share/licenses"
+cp -a "$opencv/include/opencv4" "$O/include/"
+cp -a "$opencv/lib/$arch"/libopencv_{core,imgproc,imgcodecs}.so* "$O/lib/$arch/"
+find "$O/lib/$arch" -name 'libopencv_*' -type f -exec strip --strip-unneeded {} +
+cp -a "$opencv/lib/$arch/cmake/opencv4" "$O/lib/$arch/cmake/"
+cp -a "$opencv/share/licenses/opencv4" "$O/share/licenses/"
+# And in lib/<arch> the libraries they load that the GPU machine may lack (libjpeg, libwebp): all
+# but glibc's, libstdc++'s and zlib, which it has, and those carried already (libpng).
+for lib in $(objdump -p "$O/lib/$arch"/libopencv_*.so.*.* | awk '$1 == "NEEDED" {print $2}' | sort -u); do
   case $lib in
     libopencv_* | libc.so.* | libm.so.* | libstdc++.so.* | libgcc_s.so.* | libpthread.so.* | libdl.so.* | \
       librt.so.* | ld-linux* | libz.so.*) ;;
@@ -95,7 +99,7 @@ done
     libopenblas0-pthread libgfortran5 libpng16-16 zlib1g libjpeg62-turbo libwebp7 2>/dev/null
   echo "  opencv $(cut -d' ' -f1 "$opencv/.stamp") from source: core imgproc imgcodecs (scripts/build-opencv.sh)"
   for v in GLIBC GLIBCXX CXXABI GCC; do
-    need=$(find "$P/lib" "$P/zlib/lib" -name '*.so*' -type f -exec objdump -T {} + 2>/dev/null |
+    need=$(find "$P/lib" "$P/zlib/lib" "$O/lib" -name '*.so*' -type f -exec objdump -T {} + 2>/dev/null |
       grep -o "${v}_[0-9.]*" | sort -u -V | tail -1)
     echo "needs $v: ${need:-none}"
   done

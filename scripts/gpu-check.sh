@@ -155,9 +155,10 @@ if [[ -n $DEPS ]]; then
     "-DCMAKE_PREFIX_PATH=$DEPS;$DEPS/zlib" -DCMAKE_LIBRARY_PATH="$A" -DBLA_VENDOR=OpenBLAS
     -Dbenchmark_DIR="$A/cmake/benchmark" -Dnlohmann_json_DIR="$DEPS/share/cmake/nlohmann_json"
     -DCLI11_DIR="$DEPS/share/cmake/CLI11" -DZLIB_ROOT="$DEPS/zlib")
-  # OpenCV's libraries sit in $A, so LD_LIBRARY_PATH covers them and the JPEG/WebP ones they load.
-  if [[ -d $A/cmake/opencv4 ]]; then
-    CMAKE_EXTRA+=(-DOpenCV_DIR="$A/cmake/opencv4")
+  # OpenCV is off LD_LIBRARY_PATH (the binaries' RUNPATH finds it; see gpu-carry.sh); the JPEG
+  # and WebP libraries it loads are in $A.
+  if [[ -d $DEPS/opencv/lib/x86_64-linux-gnu/cmake/opencv4 ]]; then
+    CMAKE_EXTRA+=(-DOpenCV_DIR="$DEPS/opencv/lib/x86_64-linux-gnu/cmake/opencv4")
   else
     echo "no OpenCV carried (a deps.tar.gz from before it was): the image tests compile out"
   fi
