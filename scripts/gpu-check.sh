@@ -5,7 +5,7 @@
 # and initcheck on the CUDA tests, and the engine-vs-PyTorch table (bench/compare.py).
 # Writes OUT_DIR/gpu-check.log (everything) and OUT_DIR/summary.md.
 #
-#   scripts/gpu-carry.sh                     # here, once: packs .carry/deps.tar.gz
+#   scripts/gpu-carry.sh --images            # here, once: packs .carry/ (see its header)
 #   scripts/gpu-check.sh "$OUT"              # there (device tool: carry [".carry"])
 #
 # Without a GPU (any other machine) it still configures, builds and runs the tests (the CUDA
