@@ -1,16 +1,32 @@
 #!/usr/bin/env bash
-# Packs what the lent GPU machine lacks into .carry/deps.tar.gz (git-ignored), taken from this
-# machine's Debian packages: GoogleTest source, Google Benchmark, nlohmann_json, CLI11, OpenBLAS
-# (with libgfortran and libquadmath), libpng and zlib, headers, shared libraries and CMake
-# package files, in a /usr-like tree. scripts/gpu-check.sh unpacks and uses it.
-# Carry it with the device tool's carry: [".carry"].
+# Packs what the lent GPU machine lacks into .carry/ (git-ignored), for scripts/gpu-check.sh:
+#  - deps.tar.gz, from this machine's Debian packages: GoogleTest source, Google Benchmark,
+#    nlohmann_json, CLI11, OpenBLAS (with libgfortran and libquadmath), libpng and zlib, headers,
+#    shared libraries and CMake package files, in a /usr-like tree; and OpenCV core, imgproc and
+#    imgcodecs built by scripts/build-opencv.sh from Debian's source, with the JPEG and WebP
+#    libraries they load (Debian's own imgcodecs links GDAL, far too much to carry);
+#  - shared/data/weights/resnet50_msra_c4.safetensors from ../shared (the CUDA ResNet-50 test);
+#  - with --images[=N], shared/data/flickr8k: the first N (default 256) test-split images, the
+#    20 originals and their 224px copies, and the split file cut to match, for compare.py's
+#    pipeline rows and the image-loader tests. The tests find shared/ through CAPTION_SHARED_DIR.
+# Carry it with the device tool's carry: [".carry"]; the tool's limit is 64 MiB for all of it.
 #
 # The libraries are built against Debian 12's glibc 2.36 and GCC 12's libstdc++; the
 # MANIFEST records the newest symbol versions they need, and gpu-check.sh compares them with
 # the GPU machine's (an older glibc there would make them unloadable).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+images=0
+for a in "$@"; do
+  case $a in
+    --images) images=256 ;;
+    --images=[0-9]*) images=${a#--images=} ;;
+    *) echo "usage: scripts/gpu-carry.sh [--images[=N]]" >&2; exit 2 ;;
+  esac
+done
 scripts/setup.sh >/dev/null
+# First, so that a failed build stops the script before anything is staged (minutes, once).
+opencv=$(scripts/build-opencv.sh | tail -1)
 
 arch=x86_64-linux-gnu
 usr_lib=/usr/lib/$arch
@@ -53,14 +69,37 @@ cp -a /usr/include/zlib.h /usr/include/zconf.h "$P/zlib/include/"
 cp -L "$usr_lib/libz.so.1" "$P/zlib/lib/"
 ln -s libz.so.1 "$P/zlib/lib/libz.so"
 
+# OpenCV in a prefix of its own, off LD_LIBRARY_PATH (as zlib): a Debian machine's own OpenCV
+# users (its PyTorch) would load this core, built without OpenCL, and fail. The engine's
+# binaries find it through their build-tree RUNPATH. Headers, the three libraries without their
+# symbol tables (18% of their size), and the CMake package files, which find the rest
+# relative to themselves (lib/<arch>/cmake/opencv4 -> the prefix).
+O=$P/opencv
+mkdir -p "$O/include" "$O/lib/$arch/cmake" "$O/share/licenses"
+cp -a "$opencv/include/opencv4" "$O/include/"
+cp -a "$opencv/lib/$arch"/libopencv_{core,imgproc,imgcodecs}.so* "$O/lib/$arch/"
+find "$O/lib/$arch" -name 'libopencv_*' -type f -exec strip --strip-unneeded {} +
+cp -a "$opencv/lib/$arch/cmake/opencv4" "$O/lib/$arch/cmake/"
+cp -a "$opencv/share/licenses/opencv4" "$O/share/licenses/"
+# And in lib/<arch> the libraries they load that the GPU machine may lack (libjpeg, libwebp): all
+# but glibc's, libstdc++'s and zlib, which it has, and those carried already (libpng).
+for lib in $(objdump -p "$O/lib/$arch"/libopencv_*.so.*.* | awk '$1 == "NEEDED" {print $2}' | sort -u); do
+  case $lib in
+    libopencv_* | libc.so.* | libm.so.* | libstdc++.so.* | libgcc_s.so.* | libpthread.so.* | libdl.so.* | \
+      librt.so.* | ld-linux* | libz.so.*) ;;
+    *) [[ -e $P/lib/$arch/$lib ]] || cp -L "$usr_lib/$lib" "$P/lib/$arch/" ;;
+  esac
+done
+
 # What the libraries need from the system they land on.
 {
   echo "built on: $(. /etc/os-release && echo "$PRETTY_NAME"), $(ldd --version | head -1)"
   echo "packages:"
   dpkg-query -W -f='  ${Package} ${Version}\n' googletest libbenchmark-dev nlohmann-json3-dev libcli11-dev \
-    libopenblas0-pthread libgfortran5 libpng16-16 zlib1g 2>/dev/null
+    libopenblas0-pthread libgfortran5 libpng16-16 zlib1g libjpeg62-turbo libwebp7 2>/dev/null
+  echo "  opencv $(cut -d' ' -f1 "$opencv/.stamp") from source: core imgproc imgcodecs (scripts/build-opencv.sh)"
   for v in GLIBC GLIBCXX CXXABI GCC; do
-    need=$(find "$P/lib" "$P/zlib/lib" -name '*.so*' -type f -exec objdump -T {} + 2>/dev/null |
+    need=$(find "$P/lib" "$P/zlib/lib" "$O/lib" -name '*.so*' -type f -exec objdump -T {} + 2>/dev/null |
       grep -o "${v}_[0-9.]*" | sort -u -V | tail -1)
     echo "needs $v: ${need:-none}"
   done
@@ -71,3 +110,28 @@ rm -f .carry/deps.tar.gz
 tar -C "$stage" -czf .carry/deps.tar.gz deps
 cat "$P/MANIFEST"
 echo "wrote .carry/deps.tar.gz ($(du -h .carry/deps.tar.gz | cut -f1))"
+
+# Shared data, made afresh each run so that it matches the flags; .carry/flickr8k is where the
+# slice used to go, and would count against the 64 MiB.
+rm -rf .carry/shared .carry/flickr8k
+S=../shared/data
+if [[ -d $S ]]; then
+  mkdir -p .carry/shared/data/weights
+  cp "$S/weights/resnet50_msra_c4.safetensors" .carry/shared/data/weights/
+  if ((images)); then
+    d=.carry/shared/data/flickr8k
+    mkdir -p "$d/images" "$d/text"
+    cp -r "$S/flickr8k/originals" "$d/"
+    head -n "$images" "$S/flickr8k/text/Flickr_8k.testImages.txt" >"$d/text/Flickr_8k.testImages.txt"
+    # The image-loader test compares each original with its 224px copy.
+    { cat "$d/text/Flickr_8k.testImages.txt"; ls "$S/flickr8k/originals"; } | sort -u |
+      sed "s|^|$S/flickr8k/images/|" | xargs cp -t "$d/images/"
+    echo "wrote $d: $(ls "$d/images" | wc -l) images, $(ls "$d/originals" | wc -l) originals"
+  fi
+else
+  echo "no ../shared: carrying neither the ResNet-50 weights nor images"
+fi
+du -h --apparent-size -d 3 .carry | sort -k2
+total=$(du -sb .carry | cut -f1)
+echo ".carry: $((total / 1048576)) MiB of the device tool's 64 MiB"
+((total < 64 * 1048576)) || { echo "too large to carry" >&2; exit 1; }

@@ -5,19 +5,21 @@
 # and initcheck on the CUDA tests, and the engine-vs-PyTorch table (bench/compare.py).
 # Writes OUT_DIR/gpu-check.log (everything) and OUT_DIR/summary.md.
 #
-#   scripts/gpu-carry.sh                     # here, once: packs .carry/deps.tar.gz
+#   scripts/gpu-carry.sh --images            # here, once: packs .carry/ (see its header)
 #   scripts/gpu-check.sh "$OUT"              # there (device tool: carry [".carry"])
 #
 # Without a GPU (any other machine) it still configures, builds and runs the tests (the CUDA
 # ones skip), and reports the GPU steps as skipped.
 #
 # The table's end-to-end rows (compare.py --pipeline: `caption describe` vs a PyTorch pipeline
-# on 512 test images and the 20 originals) need Flickr8k images there, and ../shared does not
-# travel: carry a slice of it in .carry/flickr8k (git-ignored, about 11 MB), made here with
-#   d=.carry/flickr8k S=../shared/data/flickr8k; mkdir -p $d/images $d/text && cp -r $S/originals $d/ &&
-#   head -512 $S/text/Flickr_8k.testImages.txt >$d/text/Flickr_8k.testImages.txt &&
-#   sed "s|^|$S/images/|" $d/text/Flickr_8k.testImages.txt | xargs cp -t $d/images/
-# Without it those rows are skipped with a note.
+# on up to 512 test images and the 20 originals) need Flickr8k images there, and ../shared does
+# not travel: `scripts/gpu-carry.sh --images` puts a slice of it under .carry/shared/data/flickr8k
+# (git-ignored; 256 images by default, so that everything carried stays under 64 MiB), beside the
+# ResNet-50 weights that the CUDA ResNet-50 test reads. Without it those rows are skipped with a
+# note. The tests read .carry/shared through CAPTION_SHARED_DIR when there is no ../shared.
+#
+# Image decoding (the image tests, `caption describe`) needs OpenCV: gpu-carry.sh carries one
+# built from Debian's source, and an older deps.tar.gz without it builds without images.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT=${1:?usage: scripts/gpu-check.sh OUT_DIR}
@@ -153,12 +155,25 @@ if [[ -n $DEPS ]]; then
     "-DCMAKE_PREFIX_PATH=$DEPS;$DEPS/zlib" -DCMAKE_LIBRARY_PATH="$A" -DBLA_VENDOR=OpenBLAS
     -Dbenchmark_DIR="$A/cmake/benchmark" -Dnlohmann_json_DIR="$DEPS/share/cmake/nlohmann_json"
     -DCLI11_DIR="$DEPS/share/cmake/CLI11" -DZLIB_ROOT="$DEPS/zlib")
+  # OpenCV is off LD_LIBRARY_PATH (the binaries' RUNPATH finds it; see gpu-carry.sh); the JPEG
+  # and WebP libraries it loads are in $A.
+  if [[ -d $DEPS/opencv/lib/x86_64-linux-gnu/cmake/opencv4 ]]; then
+    CMAKE_EXTRA+=(-DOpenCV_DIR="$DEPS/opencv/lib/x86_64-linux-gnu/cmake/opencv4")
+  else
+    echo "no OpenCV carried (a deps.tar.gz from before it was): the image tests compile out"
+  fi
 else
   echo "no .carry/deps.tar.gz: relying on system packages (run scripts/gpu-carry.sh where they are installed)"
 fi
 [[ -n $CUDNN_ROOT ]] && export LD_LIBRARY_PATH=$CUDNN_ROOT/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 [[ -d $CUDA_HOME/lib64 ]] && export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$CUDA_HOME/lib64
 echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
+# The tests' shared data: ../shared where there is one (every developer machine), else the slice
+# that gpu-carry.sh carried.
+if [[ -z ${CAPTION_SHARED_DIR:-} && ! -d ../shared/data && -d .carry/shared/data ]]; then
+  export CAPTION_SHARED_DIR=$PWD/.carry/shared
+fi
+echo "CAPTION_SHARED_DIR=${CAPTION_SHARED_DIR:-unset, the tests use ../shared}"
 
 # ---------------------------------------------------------------- configure, build
 GEN=Ninja
@@ -170,7 +185,7 @@ cfg=(-S . -B "$BUILD" -G "$GEN" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITEC
 [[ -n $CUDNN_ROOT ]] && cfg+=(-DCUDNN_ROOT="$CUDNN_ROOT")
 BUILT=0
 if step "configure" 120 cmake "${cfg[@]}" "${CMAKE_EXTRA[@]}"; then
-  grep -E '^(BLAS_[a-z]+_LIBRARY|CBLAS_INCLUDE_DIR|PNG_LIBRARY_RELEASE|CUDNN_LIBRARY|CUDA_cublas_LIBRARY|benchmark_DIR|nlohmann_json_DIR|CLI11_DIR|CAPTION_CUDA)[:=]' \
+  grep -E '^(BLAS_[a-z]+_LIBRARY|CBLAS_INCLUDE_DIR|PNG_LIBRARY_RELEASE|CUDNN_LIBRARY|CUDA_cublas_LIBRARY|benchmark_DIR|nlohmann_json_DIR|CLI11_DIR|OpenCV_DIR|CAPTION_CUDA|CAPTION_HAS_OPENCV)[:=]' \
     "$BUILD/CMakeCache.txt"
   step "build" 300 cmake --build "$BUILD" -j "$(nproc)" && BUILT=1
 else
@@ -221,7 +236,7 @@ TABLE="(not run)"
 if ((BUILT && HAVE_GPU)) && [[ -n $PY ]]; then
   rm -rf "$OUT/bench"
   DATA=""
-  for d in ../shared/data/flickr8k shared/data/flickr8k .carry/flickr8k; do [[ -d $d/images ]] && DATA=$d && break; done
+  for d in ../shared/data/flickr8k shared/data/flickr8k .carry/shared/data/flickr8k; do [[ -d $d/images ]] && DATA=$d && break; done
   step "compare.py (GPU)" 240 "$PY" bench/compare.py --build "$BUILD" --device cuda --python "$PY" --kernels --encoder \
     --pipeline ${DATA:+--data "$DATA"} --pipeline-images 512 --pipeline-originals 100 \
     --min-time 0.1 --peer-time 1.0 --timeout 150 --out "$OUT/bench"
