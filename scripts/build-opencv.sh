@@ -19,7 +19,7 @@ arch=x86_64-linux-gnu
 # Everything off that the engine does not use or that would add libraries to carry; the
 # download-only parts (IPP, ADE) are off too, the GPU machine has no network to fetch them.
 options=(-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DBUILD_LIST=core,imgproc,imgcodecs
-  -DCMAKE_INSTALL_PREFIX="$prefix" -DCMAKE_INSTALL_LIBDIR=lib/$arch
+  -DCMAKE_INSTALL_LIBDIR=lib/$arch
   -DBUILD_TESTS=OFF -DBUILD_PERF_TESTS=OFF -DBUILD_EXAMPLES=OFF -DBUILD_opencv_apps=OFF -DBUILD_DOCS=OFF
   -DBUILD_JAVA=OFF -DBUILD_opencv_python2=OFF -DBUILD_opencv_python3=OFF -DINSTALL_PYTHON_EXAMPLES=OFF
   -DWITH_IPP=OFF -DWITH_ITT=OFF -DWITH_OPENCL=OFF -DWITH_CUDA=OFF -DWITH_GDAL=OFF -DWITH_GDCM=OFF
@@ -29,10 +29,12 @@ options=(-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DBUILD_LIST=core,img
   -DWITH_EIGEN=OFF -DWITH_LAPACK=OFF -DWITH_PROTOBUF=OFF -DWITH_ADE=OFF -DWITH_QUIRC=OFF
   -DWITH_JPEG=ON -DBUILD_JPEG=OFF -DWITH_PNG=ON -DBUILD_PNG=OFF -DWITH_WEBP=ON -DBUILD_WEBP=OFF
   -DBUILD_ZLIB=OFF -DOPENCV_GENERATE_PKGCONFIG=OFF
-  # No RUNPATH to this machine's install folder: on the GPU machine LD_LIBRARY_PATH finds them.
+  # No RUNPATH to this machine's install folder: the engine's binaries find the carried copies
+  # through their own build-tree RUNPATH (see scripts/gpu-check.sh).
   -DCMAKE_SKIP_INSTALL_RPATH=ON)
-# The same options reuse the install; changed ones reconfigure the build folder, which rebuilds
-# what they touch (delete .carry-build/opencv/build for a clean build).
+# The same options reuse the install (its CMake files are relocatable, so a moved checkout
+# keeps it); changed ones reconfigure the build folder, which rebuilds what they touch (delete
+# .carry-build/opencv/build for a clean build).
 stamp="$version-$revision $(printf '%s\n' "${options[@]}" | sha256sum | cut -c1-16)"
 if [[ -f $prefix/.stamp && $(cat "$prefix/.stamp") == "$stamp" ]]; then
   echo "$prefix"
@@ -56,7 +58,9 @@ if [[ ! -f src/CMakeLists.txt ]]; then
   tar -xJf "$tarball" -C src --strip-components=1
 fi
 rm -rf "$prefix"
-cmake -S src -B build -G Ninja "${options[@]}" >build.log 2>&1 || { tail -40 build.log >&2; exit 1; }
+# A build folder configured at another path (a moved checkout) cannot be reused.
+grep -qs "^CMAKE_HOME_DIRECTORY:INTERNAL=$cache/src\$" build/CMakeCache.txt || rm -rf build
+cmake -S src -B build -G Ninja "${options[@]}" -DCMAKE_INSTALL_PREFIX="$prefix" >build.log 2>&1 || { tail -40 build.log >&2; exit 1; }
 cmake --build build -j "$(nproc)" >>build.log 2>&1 || { tail -40 build.log >&2; exit 1; }
 cmake --install build >>build.log 2>&1
 cp src/LICENSE "$prefix/share/licenses/opencv4/"  # Apache 2.0: the copies we carry go with it

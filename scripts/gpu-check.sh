@@ -188,6 +188,7 @@ if step "configure" 120 cmake "${cfg[@]}" "${CMAKE_EXTRA[@]}"; then
   grep -E '^(BLAS_[a-z]+_LIBRARY|CBLAS_INCLUDE_DIR|PNG_LIBRARY_RELEASE|CUDNN_LIBRARY|CUDA_cublas_LIBRARY|benchmark_DIR|nlohmann_json_DIR|CLI11_DIR|OpenCV_DIR|CAPTION_CUDA|CAPTION_HAS_OPENCV)[:=]' \
     "$BUILD/CMakeCache.txt"
   step "build" 300 cmake --build "$BUILD" -j "$(nproc)" && BUILT=1
+  ((BUILT)) && "$BUILD/caption" --version  # what the binary was built with and the device it sees
 else
   skip "build" "configure failed"
 fi
