@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """Engine vs PyTorch, in one run on one machine: runs the Google Benchmark binaries
-(bench_train_step; bench_kernels with --kernels; bench_encoder with --encoder) and the PyTorch peers in bench/peer/
-with the same thread count, and prints ONE markdown table:
+(bench_train_step; bench_kernels with --kernels; bench_encoder and bench_encoder_ops with --encoder)
+and the PyTorch peers in bench/peer/ with the same thread count, and prints ONE markdown table:
 
   | work | engine | PyTorch | ratio | device |
 
 ratio is engine throughput / PyTorch throughput (above 1: the engine is faster). With
 --out DIR it also writes DIR/<device>-<date>.md (the table) and .json (every raw result).
+
+--encoder: the whole encoder (images/s), then its ops one by one: preprocessing (uint8 batch to
+normalised float NHWC, both normalisations) and every distinct convolution shape of ResNet50 (v1
+and v1.5) with its fused epilogue, at batch 32 on CUDA and 16 on the CPU (the pieces the CPU
+encoder runs), against F.conv2d + bias + epilogue in the faster layout (named in the PyTorch column).
 
 --pipeline adds end to end captioning, image files to greedy captions at batch 32 (the model of
 models/flickr8k-resnet50c4): `caption describe` against bench/peer/pipeline.py (torchvision
@@ -145,6 +150,34 @@ def split_ceilings(runs):
 def of_ceiling(value, ceiling, what):
     """' (45% of copy)', or '' without a ceiling."""
     return f" ({value / ceiling:.0%} of {what})" if ceiling else ""
+
+
+def op_rows(engine, peer, sgemm, copy_bw):
+    """Rows of per-call benchmarks ("<op>/<device>/<shape>", beside the peer result named
+    "<op>/<shape>"), grouped by op in registration order: time per call and the engine's rate
+    (GFLOP/s and GB/s with their fraction of the ceilings); the peer's time, with
+    its note (e.g. the layout it ran in); ratio = PyTorch time / engine time."""
+    peer_by_name = {r["name"]: r for r in (peer or {}).get("results", [])}
+    first = {}
+    for name in engine:
+        first.setdefault(name.split("/")[0], len(first))
+    rows = []
+    for name, b in sorted(engine.items(), key=lambda kv: first[kv[0].split("/")[0]]):
+        op, _, *shape = name.split("/")
+        p = peer_by_name.get("/".join([op] + shape))
+        t = seconds(b)
+        rate = ""
+        if "flop_per_s" in b:
+            rate = f", {b['flop_per_s'] / 1e9:.1f} GFLOP/s" + of_ceiling(b["flop_per_s"], sgemm, "SGEMM")
+        elif "bytes_per_s" in b:
+            rate = f", {b['bytes_per_s'] / 1e9:.1f} GB/s" + of_ceiling(b["bytes_per_s"], copy_bw, "copy")
+        rows.append({
+            "work": op + " " + " ".join(s.replace(":", "=") for s in shape),
+            "engine": fmt_time(t) + rate,
+            "pytorch": fmt_time(p["seconds"]) + (f" ({p['note']})" if p.get("note") else "") if p else "n/a",
+            "ratio": f"{p['seconds'] / t:.2f}×" if p else "n/a",
+        })
+    return rows
 
 
 def engine_build(build):
@@ -402,6 +435,12 @@ def main():
                     "pytorch": f"{p['images_per_s']:,.1f} images/s" if p else "n/a",
                     "ratio": f"{e_ips / p['images_per_s']:.2f}×" if p else "n/a",
                 })
+        eops, raw["engine_encoder_ops"] = engine_results(build / "bench" / "bench_encoder_ops", args.device,
+                                                         args.min_time, args.timeout, env, log)
+        opeer, _ = peer_results(args.python, HERE / "peer" / "encoder_ops.py",
+                                peer_args + ["--min-time", str(min(args.min_time, 0.5))], env, args.timeout, log)
+        raw["peer_encoder_ops"] = opeer
+        rows += op_rows(eops, opeer, sgemm, copy_bw)
 
     if args.pipeline:
         rows += pipeline_rows(args, env, log, raw)
@@ -410,27 +449,7 @@ def main():
         kpeer, _ = peer_results(args.python, HERE / "peer" / "kernels.py",
                                 peer_args + ["--min-time", str(min(args.min_time, 0.5))], env, args.timeout, log)
         raw["peer_kernels"] = kpeer
-        kpeer_by_name = {r["name"]: r for r in (kpeer or {}).get("results", [])}
-        # Grouped by op (in registration order), shapes in registration order within each.
-        first = {}
-        for name in keng:
-            first.setdefault(name.split("/")[0], len(first))
-        for name, b in sorted(keng.items(), key=lambda kv: first[kv[0].split("/")[0]]):
-            op, _, *shape = name.split("/")
-            key = "/".join([op] + shape)
-            p = kpeer_by_name.get(key)
-            t = seconds(b)
-            rate = ""
-            if "flop_per_s" in b:
-                rate = f", {b['flop_per_s'] / 1e9:.1f} GFLOP/s" + of_ceiling(b["flop_per_s"], sgemm, "SGEMM")
-            elif "bytes_per_s" in b:
-                rate = f", {b['bytes_per_s'] / 1e9:.1f} GB/s" + of_ceiling(b["bytes_per_s"], copy_bw, "copy")
-            rows.append({
-                "work": op + " " + " ".join(s.replace(":", "=") for s in shape),
-                "engine": fmt_time(t) + rate,
-                "pytorch": fmt_time(p["seconds"]) if p else "n/a",
-                "ratio": f"{p['seconds'] / t:.2f}×" if p else "n/a",
-            })
+        rows += op_rows(keng, kpeer, sgemm, copy_bw)
 
     torch_info = ""
     if peer:

@@ -8,6 +8,6 @@ cd "$(dirname "$0")/.."
 out=${1:-build/bench-results}
 shift || true
 [[ -f build/build.ninja ]] || scripts/configure.sh >/dev/null
-cmake --build build -j "$(nproc)" --target bench_train_step bench_kernels bench_encoder caption
+cmake --build build -j "$(nproc)" --target bench_train_step bench_kernels bench_encoder bench_encoder_ops caption
 /usr/bin/python3 bench/compare.py --build build --device cpu --threads "$(nproc)" --python /usr/bin/python3 \
   --pipeline --out "$out" "$@"
