@@ -10,19 +10,15 @@
 // through kernels/gemm.h: the engine's cuBLAS handle and its pedantic FP32, 8192^3; OpenBLAS
 // 2048^3 on the CPU). The handle has no TF32 mode, so there is no TF32 ceiling.
 //
-// CPU ops are timed by the wall clock (OpenBLAS runs threads of its own, so the benchmark
-// thread's CPU time would understate them). CUDA ops are timed by events around each
-// iteration's launches (manual time), so host-side launch latency counts only where the
-// GPU idles waiting for it.
+// Timing, and the one Context per backend: bench/op_bench.h.
 #include <benchmark/benchmark.h>
 
 #include "bench/bench_main.h"
+#include "bench/op_bench.h"
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <functional>
-#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -39,12 +35,11 @@
 #include "kernels/softmax_xent.h"
 #include "model/decoder.h"
 #include "runtime/context.h"
-#if CAPTION_HAS_CUDA
-#include "runtime/stream.h"
-#endif
 
 namespace caption {
 namespace {
+
+using namespace bench;
 
 constexpr int kE = 50, kH = 256, kV = 1660, kD = 1024;
 constexpr float kDropout = 0.3f;
@@ -55,25 +50,6 @@ struct Shape {
 // Token-level ops run at every shape; ops on one row per caption (img_fc) only at each B.
 const Shape kShapes[] = {{64, 13}, {256, 13}, {64, 39}, {256, 39}};
 const int kBatches[] = {64, 256};
-
-// One context per backend for the whole run: pool chunks and cuBLAS state stay warm
-// across benchmarks, as in a training run.
-Context& context(Device d) {
-  static std::unique_ptr<Context> ctx[2];
-  auto& c = ctx[d == Device::CUDA];
-  if (!c) c = std::make_unique<Context>(d);
-  return *c;
-}
-
-PoolBuffer<float> random_floats(Context& ctx, size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> host(n);
-  for (auto& x : host) x = dist(rng);
-  PoolBuffer<float> buf(ctx.pool(), n, ctx.exec().stream);
-  ctx.upload(buf.data(), host.data(), n * sizeof(float));
-  return buf;
-}
 
 // Token ids in [lo, V) skewed towards small ids (frequent words come first in the vocabulary,
 // so embedding-gradient rows collide as they do on real captions); a fraction `pad` are 0.
@@ -99,55 +75,6 @@ PoolBuffer<float> tiled_random_floats(Context& ctx, size_t n, uint32_t seed) {
   for (size_t i = 0; i < n; i += block)
     ctx.copy(buf.data() + i, tile.data(), std::min(block, n - i) * sizeof(float));
   return buf;
-}
-
-// Runs `body` once untimed (pool chunks, cuBLAS workspaces), then times it. `prepare` runs
-// untimed before each iteration, for ops that clobber an input.
-void time_loop(benchmark::State& st, Context& ctx, const std::function<void(const Exec&)>& body,
-               const std::function<void()>& prepare = {}) {
-  const Exec ex = ctx.exec();
-  if (prepare) prepare();
-  body(ex);
-  ctx.synchronize();
-#if CAPTION_HAS_CUDA
-  if (ctx.device() == Device::CUDA) {
-    CudaEvent start, stop;
-    for (auto _ : st) {
-      if (prepare) prepare();
-      start.record(ex.stream);
-      body(ex);
-      stop.record(ex.stream);
-      stop.synchronize();
-      st.SetIterationTime(double(stop.elapsed_ms_since(start)) * 1e-3);
-    }
-    return;
-  }
-#endif
-  for (auto _ : st) {
-    if (prepare) {
-      st.PauseTiming();
-      prepare();
-      st.ResumeTiming();
-    }
-    body(ex);
-  }
-}
-
-void set_bytes(benchmark::State& st, double bytes_per_iter) {
-  st.counters["bytes_per_s"] = benchmark::Counter(bytes_per_iter, benchmark::Counter::kIsIterationInvariantRate);
-}
-void set_flops(benchmark::State& st, double flops_per_iter) {
-  st.counters["flop_per_s"] = benchmark::Counter(flops_per_iter, benchmark::Counter::kIsIterationInvariantRate);
-}
-
-using Bench = std::function<void(benchmark::State&, Context&)>;
-
-void add(const std::string& op, Device d, const std::string& shape, Bench fn) {
-  auto* b = benchmark::RegisterBenchmark((op + "/" + device_name(d) + "/" + shape).c_str(),
-                                         [d, fn](benchmark::State& st) { fn(st, context(d)); });
-  b->Unit(benchmark::kMicrosecond);
-  if (d == Device::CUDA) b->UseManualTime();
-  else b->UseRealTime();
 }
 
 std::string shape_name(int B, int T) { return "B:" + std::to_string(B) + "/T:" + std::to_string(T); }

@@ -1,12 +1,23 @@
 #!/usr/bin/env python3
 """Engine vs PyTorch, in one run on one machine: runs the Google Benchmark binaries
-(bench_train_step; bench_kernels with --kernels; bench_encoder with --encoder) and the PyTorch peers in bench/peer/
-with the same thread count, and prints ONE markdown table:
+(bench_train_step; bench_kernels with --kernels; bench_encoder and bench_encoder_ops with --encoder;
+bench_decode with --decode) and the PyTorch peers in bench/peer/ with the same thread count, and
+prints ONE markdown table:
 
   | work | engine | PyTorch | ratio | device |
 
 ratio is engine throughput / PyTorch throughput (above 1: the engine is faster). With
 --out DIR it also writes DIR/<device>-<date>.md (the table) and .json (every raw result).
+
+--encoder: the whole encoder (images/s), then its ops one by one: preprocessing (uint8 batch to
+normalised float NHWC, both normalisations) and every distinct convolution shape of ResNet50 (v1
+and v1.5) with its fused epilogue, at batch 32 on CUDA and 16 on the CPU (the pieces the CPU
+encoder runs), against F.conv2d + bias + epilogue in the faster layout (named in the PyTorch column).
+
+--decode: one decoder step at 32 and 96 rows (tokens/s), and the captioning of 32 images' reference
+features with the bundled model, greedy and beam 3 (images/s; beam search has no PyTorch peer), against
+tools/torch_captioner.py's greedy loop; the notes compare the mean caption lengths. Needs the
+features in --data (skipped with a note without them).
 
 --pipeline adds end to end captioning, image files to greedy captions at batch 32 (the model of
 models/flickr8k-resnet50c4): `caption describe` against bench/peer/pipeline.py (torchvision
@@ -93,7 +104,7 @@ def run(cmd, env, timeout, log):
 
 def engine_results(binary, device, min_time, timeout, env, log, ops=None):
     """Google Benchmark JSON of `binary`, restricted to `device` (and to the ops named in `ops`,
-    when given); {name without suffix: run}."""
+    when given); {name without suffix: run}. Runs that skipped themselves are logged as notes."""
     if not binary.exists():
         log.append({"cmd": [str(binary)], "error": "not built"})
         return {}, None
@@ -109,10 +120,11 @@ def engine_results(binary, device, min_time, timeout, env, log, ops=None):
         return {}, None
     runs = {}
     for b in doc.get("benchmarks", []):
-        if b.get("run_type", "iteration") != "iteration" or b.get("error_occurred"):
-            continue
         name = re.sub(r"/(real|manual)_time$", "", b["name"])
-        runs[name] = b
+        if b.get("error_occurred"):
+            log.append({"note": f"{name} skipped: {b.get('error_message', '')}"})
+        elif b.get("run_type", "iteration") == "iteration":
+            runs[name] = b
     return runs, doc
 
 
@@ -171,6 +183,50 @@ def split_ceilings(runs):
 def of_ceiling(value, ceiling, what):
     """' (45% of copy)', or '' without a ceiling."""
     return f" ({value / ceiling:.0%} of {what})" if ceiling else ""
+
+
+def op_rows(engine, peer, sgemm, copy_bw):
+    """Rows of per-call benchmarks ("<op>/<device>/<shape>", beside the peer result named
+    "<op>/<shape>"), grouped by op in registration order: time per call and the engine's rate
+    (GFLOP/s and GB/s with their fraction of the ceilings, tok/s, images/s); the peer's time, with
+    its note (e.g. the layout it ran in); ratio = PyTorch time / engine time."""
+    peer_by_name = {r["name"]: r for r in (peer or {}).get("results", [])}
+    first = {}
+    for name in engine:
+        first.setdefault(name.split("/")[0], len(first))
+    rows = []
+    for name, b in sorted(engine.items(), key=lambda kv: first[kv[0].split("/")[0]]):
+        op, _, *shape = name.split("/")
+        p = peer_by_name.get("/".join([op] + shape))
+        t = seconds(b)
+        rate = ""
+        if "flop_per_s" in b:
+            rate = f", {b['flop_per_s'] / 1e9:.1f} GFLOP/s" + of_ceiling(b["flop_per_s"], sgemm, "SGEMM")
+        elif "bytes_per_s" in b:
+            rate = f", {b['bytes_per_s'] / 1e9:.1f} GB/s" + of_ceiling(b["bytes_per_s"], copy_bw, "copy")
+        elif "tokens_per_s" in b:
+            rate = f", {b['tokens_per_s']:,.0f} tok/s"
+        elif "images_per_s" in b:
+            rate = f", {b['images_per_s']:,.1f} images/s"
+        rows.append({
+            "work": op + " " + " ".join(s.replace(":", "=") for s in shape),
+            "engine": fmt_time(t) + rate,
+            "pytorch": fmt_time(p["seconds"]) + (f" ({p['note']})" if p.get("note") else "") if p else "n/a",
+            "ratio": f"{p['seconds'] / t:.2f}×" if p else "n/a",
+        })
+    return rows
+
+
+def caption_length_notes(engine, peer, log):
+    """Notes comparing the engine's and the peer's mean caption length (words_per_image) where both
+    decoded the same features: the same length is a sign of the same captions, so of the same work."""
+    peer_by_name = {r["name"]: r for r in (peer or {}).get("results", [])}
+    for name, b in engine.items():
+        op, _, *shape = name.split("/")
+        p = peer_by_name.get("/".join([op] + shape))
+        if "words_per_image" in b:
+            log.append({"note": f"{name}: mean caption length {b['words_per_image']:.2f} words"
+                                + (f", PyTorch {p['words_per_image']:.2f}" if p and "words_per_image" in p else "")})
 
 
 def engine_build(build):
@@ -343,9 +399,13 @@ def main():
     ap.add_argument("--python", default=sys.executable, help="Python with torch for the peers")
     ap.add_argument("--kernels", action="store_true", help="also compare the ops one by one")
     ap.add_argument("--encoder", action="store_true", help="also compare the ResNet50 encoder")
+    ap.add_argument("--decode", action="store_true", help="also compare decoding: one step, greedy and beam search")
     ap.add_argument("--pipeline", action="store_true", help="also compare end to end captioning of image files")
-    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "flickr8k"),
-                    help="Flickr8k folder (images/, originals/, text/) for --pipeline")
+    ap.add_argument("--data", default=str(Path(os.environ.get("CAPTION_SHARED_DIR") or REPO.parent / "shared")
+                                          / "data" / "flickr8k"),
+                    help="Flickr8k folder SHARED/data/flickr8k (images/, originals/, text/, reference features) for "
+                         "--pipeline and --decode; bench_decode is given SHARED as CAPTION_SHARED_DIR "
+                         "(default: $CAPTION_SHARED_DIR or ../shared, as the tests)")
     ap.add_argument("--pipeline-images", type=int, default=256, help="224x224 test-split images for --pipeline")
     ap.add_argument("--pipeline-originals", type=int, default=100,
                     help="full-size images for --pipeline (the 20 originals, repeated)")
@@ -436,6 +496,25 @@ def main():
                     "pytorch": f"{p['images_per_s']:,.1f} images/s" if p else "n/a",
                     "ratio": f"{e_ips / p['images_per_s']:.2f}×" if p else "n/a",
                 })
+        eops, raw["engine_encoder_ops"] = engine_results(build / "bench" / "bench_encoder_ops", args.device,
+                                                         args.min_time, args.timeout, env, log)
+        opeer, _ = peer_results(args.python, HERE / "peer" / "encoder_ops.py",
+                                peer_args + ["--min-time", str(min(args.min_time, 0.5))], env, args.timeout, log)
+        raw["peer_encoder_ops"] = opeer
+        rows += op_rows(eops, opeer, sgemm, copy_bw)
+
+    if args.decode:
+        denv = dict(env, CAPTION_SHARED_DIR=str(Path(args.data).resolve().parents[1]))
+        deng, raw["engine_decode"] = engine_results(build / "bench" / "bench_decode", args.device, args.min_time,
+                                                    args.timeout, denv, log)
+        dpeer, _ = peer_results(args.python, HERE / "peer" / "decode.py",
+                                peer_args + ["--min-time", str(args.min_time), "--data", args.data], env,
+                                args.timeout, log)
+        raw["peer_decode"] = dpeer
+        if dpeer and dpeer.get("skipped"):
+            log.append({"note": "PyTorch " + dpeer["skipped"]})
+        rows += op_rows(deng, dpeer, sgemm, copy_bw)
+        caption_length_notes(deng, dpeer, log)
 
     if args.pipeline:
         rows += pipeline_rows(args, env, log, raw)
@@ -444,27 +523,7 @@ def main():
         kpeer, _ = peer_results(args.python, HERE / "peer" / "kernels.py",
                                 peer_args + ["--min-time", str(min(args.min_time, 0.5))], env, args.timeout, log)
         raw["peer_kernels"] = kpeer
-        kpeer_by_name = {r["name"]: r for r in (kpeer or {}).get("results", [])}
-        # Grouped by op (in registration order), shapes in registration order within each.
-        first = {}
-        for name in keng:
-            first.setdefault(name.split("/")[0], len(first))
-        for name, b in sorted(keng.items(), key=lambda kv: first[kv[0].split("/")[0]]):
-            op, _, *shape = name.split("/")
-            key = "/".join([op] + shape)
-            p = kpeer_by_name.get(key)
-            t = seconds(b)
-            rate = ""
-            if "flop_per_s" in b:
-                rate = f", {b['flop_per_s'] / 1e9:.1f} GFLOP/s" + of_ceiling(b["flop_per_s"], sgemm, "SGEMM")
-            elif "bytes_per_s" in b:
-                rate = f", {b['bytes_per_s'] / 1e9:.1f} GB/s" + of_ceiling(b["bytes_per_s"], copy_bw, "copy")
-            rows.append({
-                "work": op + " " + " ".join(s.replace(":", "=") for s in shape),
-                "engine": fmt_time(t) + rate,
-                "pytorch": fmt_time(p["seconds"]) if p else "n/a",
-                "ratio": f"{p['seconds'] / t:.2f}×" if p else "n/a",
-            })
+        rows += op_rows(keng, kpeer, sgemm, copy_bw)
 
     torch_info = ""
     if peer:

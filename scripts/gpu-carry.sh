@@ -8,7 +8,8 @@
 #  - shared/data/weights/resnet50_msra_c4.safetensors from ../shared (the CUDA ResNet-50 test);
 #  - with --images[=N], shared/data/flickr8k: the first N (default 256) test-split images, the
 #    20 originals and their 224px copies, and the split file cut to match, for compare.py's
-#    pipeline rows and the image-loader tests. The tests find shared/ through CAPTION_SHARED_DIR.
+#    pipeline rows and the image-loader tests, and those test images' reference features (the
+#    whole file is 17 MB) for its decode rows. The tests find shared/ through CAPTION_SHARED_DIR.
 # Carry it with the device tool's carry: [".carry"]; the tool's limit is 64 MiB for all of it.
 #
 # The libraries are built against Debian 12's glibc 2.36 and GCC 12's libstdc++; the
@@ -126,7 +127,27 @@ if [[ -d $S ]]; then
     # The image-loader test compares each original with its 224px copy.
     { cat "$d/text/Flickr_8k.testImages.txt"; ls "$S/flickr8k/originals"; } | sort -u |
       sed "s|^|$S/flickr8k/images/|" | xargs cp -t "$d/images/"
-    echo "wrote $d: $(ls "$d/images" | wc -l) images, $(ls "$d/originals" | wc -l) originals"
+    # The features file cut to the carried test images: the same header form and tensors.
+    /usr/bin/python3 - "$S/flickr8k/features_resnet50c4.safetensors" "$d/text/Flickr_8k.testImages.txt" \
+      "$d/features_resnet50c4.safetensors" <<'EOF'
+import json, struct, sys
+src, names, dst = sys.argv[1:]
+with open(src, "rb") as f:
+    header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+    data = f.read()
+out, blobs, offset = {}, [], 0
+for name in (line.strip() for line in open(names)):
+    if name in header and name not in out:
+        begin, end = header[name]["data_offsets"]
+        out[name] = dict(header[name], data_offsets=[offset, offset + end - begin])
+        blobs.append(data[begin:end])
+        offset += end - begin
+text = json.dumps(out).encode()
+text += b" " * (-len(text) % 8)
+with open(dst, "wb") as f:
+    f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+EOF
+    echo "wrote $d: $(ls "$d/images" | wc -l) images, $(ls "$d/originals" | wc -l) originals, their features"
   fi
 else
   echo "no ../shared: carrying neither the ResNet-50 weights nor images"

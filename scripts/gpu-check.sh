@@ -239,7 +239,7 @@ if ((BUILT && HAVE_GPU)) && [[ -n $PY ]]; then
   DATA=""
   for d in ../shared/data/flickr8k shared/data/flickr8k .carry/shared/data/flickr8k; do [[ -d $d/images ]] && DATA=$d && break; done
   step "compare.py (GPU)" 240 "$PY" bench/compare.py --build "$BUILD" --device cuda --python "$PY" --kernels --encoder \
-    --pipeline ${DATA:+--data "$DATA"} --pipeline-images 512 --pipeline-originals 100 \
+    --decode --pipeline ${DATA:+--data "$DATA"} --pipeline-images 512 --pipeline-originals 100 \
     --min-time 0.1 --peer-time 1.0 --timeout 150 --out "$OUT/bench"
   md=$(ls "$OUT"/bench/*.md 2>/dev/null | head -1)
   [[ -n $md ]] && TABLE=$(cat "$md")
