@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole GPU check for the lent H100/H200 machine, in one run of under 8 minutes:
 # versions, configure (sm_90, cuDNN from PyTorch's pip wheels, the libraries packed by
-# scripts/gpu-carry.sh into .carry/), build, every test, compute-sanitizer memcheck, racecheck
-# and initcheck on the CUDA tests, and the engine-vs-PyTorch table (bench/compare.py).
+# scripts/gpu-carry.sh into .carry/), build, every test, the engine-vs-PyTorch table
+# (bench/compare.py), and compute-sanitizer memcheck, racecheck and initcheck on the CUDA tests.
 # Writes OUT_DIR/gpu-check.log (everything) and OUT_DIR/summary.md.
 #
 #   scripts/gpu-carry.sh --images            # here, once: packs .carry/ (see its header)
@@ -32,6 +32,11 @@ TEE_PID=$!
 T0=$(date +%s)
 DEADLINE=$((T0 + ${GPU_CHECK_SECONDS:-470}))  # the device call is given 8 minutes or more
 BUILD=${GPU_CHECK_BUILD:-build-gpu}
+# The parts after the build, in this order; GPU_CHECK_ONLY (comma-separated) runs a subset, e.g.
+# GPU_CHECK_ONLY=sanitize for a second call on the still-warm machine (its build folder is kept,
+# so the build is a no-op) that adds what the first ran out of time for.
+ONLY=",${GPU_CHECK_ONLY:-tests,bench,sanitize},"
+want() { [[ $ONLY == *",$1,"* ]]; }
 STEPS=()  # "name|status|seconds" rows for the summary
 
 say() { printf '\n=== %s (t=%ss)\n' "$*" "$(($(date +%s) - T0))"; }
@@ -195,7 +200,7 @@ fi
 
 # ---------------------------------------------------------------- tests
 TESTS="n/a"
-if ((BUILT)); then
+if ((BUILT)) && want tests; then
   # Eight test processes at once, each with two OpenBLAS threads, on the 16 cores.
   CAPTURE=$OUT/.ctest.txt step "ctest" 150 env OPENBLAS_NUM_THREADS=2 \
     ctest --test-dir "$BUILD" -j 8 --timeout 120 --output-on-failure
@@ -205,14 +210,32 @@ if ((BUILT)); then
   TESTS="$passed passed, $failed failed, $skipped skipped ($(grep -E 'tests passed' "$OUT/.ctest.txt" || echo 'no ctest summary'))"
   rm -f "$OUT/.ctest.txt"
 else
-  skip "ctest" "not built"
+  skip "ctest" "$( ((BUILT)) && echo "not in GPU_CHECK_ONLY" || echo "not built")"
+fi
+
+# ---------------------------------------------------------------- engine vs PyTorch
+TABLE="(not run)"
+if ((BUILT && HAVE_GPU)) && [[ -n $PY ]] && want bench; then
+  rm -rf "$OUT/bench"
+  DATA=""
+  for d in ../shared/data/flickr8k shared/data/flickr8k .carry/shared/data/flickr8k; do [[ -d $d/images ]] && DATA=$d && break; done
+  step "compare.py (GPU)" 240 "$PY" bench/compare.py --build "$BUILD" --device cuda --python "$PY" --kernels --encoder \
+    --decode --pipeline ${DATA:+--data "$DATA"} --pipeline-images 512 --pipeline-originals 100 \
+    --min-time 0.1 --peer-time 1.0 --timeout 150 --out "$OUT/bench"
+  md=$(ls "$OUT"/bench/*.md 2>/dev/null | head -1)
+  [[ -n $md ]] && TABLE=$(cat "$md")
+else
+  reason="no GPU"
+  ((HAVE_GPU)) && reason="not built, or no Python with torch"
+  want bench || reason="not in GPU_CHECK_ONLY"
+  skip "compare.py (GPU)" "$reason"
 fi
 
 # ---------------------------------------------------------------- sanitizers on the CUDA tests
 CUDA_FILTER='*Cuda*:*CUDA*'
 SAN=()
-if ((BUILT && HAVE_GPU)) && [[ -n $SANITIZER ]]; then
-  # Each tool's time limit; the deadline caps them all (the table after them gets what is left).
+if ((BUILT && HAVE_GPU)) && [[ -n $SANITIZER ]] && want sanitize; then
+  # Each tool's time limit; the deadline caps them all (they come last and get what is left).
   for tool_limit in memcheck:120 racecheck:75 initcheck:75; do
     tool=${tool_limit%:*} limit=${tool_limit#*:}
     CAPTURE=$OUT/.san.txt step "compute-sanitizer $tool" "$limit" "$SANITIZER" --tool "$tool" \
@@ -228,25 +251,9 @@ else
   ((BUILT)) || reason+="not built; "
   ((HAVE_GPU)) || reason+="no GPU; "
   [[ -n $SANITIZER ]] || reason+="no compute-sanitizer; "
+  want sanitize || reason+="not in GPU_CHECK_ONLY; "
   skip "compute-sanitizer" "${reason%; }"
   SAN+=("skipped: ${reason%; }")
-fi
-
-# ---------------------------------------------------------------- engine vs PyTorch
-TABLE="(not run)"
-if ((BUILT && HAVE_GPU)) && [[ -n $PY ]]; then
-  rm -rf "$OUT/bench"
-  DATA=""
-  for d in ../shared/data/flickr8k shared/data/flickr8k .carry/shared/data/flickr8k; do [[ -d $d/images ]] && DATA=$d && break; done
-  step "compare.py (GPU)" 240 "$PY" bench/compare.py --build "$BUILD" --device cuda --python "$PY" --kernels --encoder \
-    --decode --pipeline ${DATA:+--data "$DATA"} --pipeline-images 512 --pipeline-originals 100 \
-    --min-time 0.1 --peer-time 1.0 --timeout 150 --out "$OUT/bench"
-  md=$(ls "$OUT"/bench/*.md 2>/dev/null | head -1)
-  [[ -n $md ]] && TABLE=$(cat "$md")
-else
-  reason="no GPU"
-  ((HAVE_GPU)) && reason="not built, or no Python with torch"
-  skip "compare.py (GPU)" "$reason"
 fi
 
 # ---------------------------------------------------------------- summary
