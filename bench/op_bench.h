@@ -17,9 +17,6 @@
 #include <vector>
 
 #include "runtime/context.h"
-#if CAPTION_HAS_CUDA
-#include "runtime/stream.h"
-#endif
 
 namespace caption::bench {
 
@@ -49,9 +46,8 @@ inline void time_loop(benchmark::State& st, Context& ctx, const std::function<vo
   if (prepare) prepare();
   body(ex);
   ctx.synchronize();
-#if CAPTION_HAS_CUDA
   if (ctx.device() == Device::CUDA) {
-    CudaEvent start, stop;
+    Event start(Device::CUDA, true), stop(Device::CUDA, true);
     for (auto _ : st) {
       if (prepare) prepare();
       start.record(ex.stream);
@@ -62,7 +58,6 @@ inline void time_loop(benchmark::State& st, Context& ctx, const std::function<vo
     }
     return;
   }
-#endif
   for (auto _ : st) {
     if (prepare) {
       st.PauseTiming();

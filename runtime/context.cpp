@@ -97,11 +97,15 @@ void Context::download_async(void* host_dst, const void* src, size_t bytes) {
   copy_on(exec_.stream, host_dst, src, bytes);
 }
 
-Event::Event(Device device) {
-  if (device == Device::CPU) return;
+Event::Event(Device device, bool timing) {
+  if (device == Device::CPU) {
+    if (timing) throw std::logic_error("timing event on the CPU");
+    return;
+  }
 #if CAPTION_HAS_CUDA
-  CUDA_CHECK_THROW(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
+  CUDA_CHECK_THROW(cudaEventCreateWithFlags(&event_, timing ? cudaEventDefault : cudaEventDisableTiming));
 #else
+  (void)timing;
   throw std::logic_error("CUDA event in a CPU-only build");
 #endif
 }
@@ -132,6 +136,16 @@ void Event::synchronize() const {
 #if CAPTION_HAS_CUDA
   if (event_) CUDA_CHECK_THROW(cudaEventSynchronize(event_));
 #endif
+}
+
+float Event::elapsed_ms_since(const Event& start) const {
+  float ms = 0;
+#if CAPTION_HAS_CUDA
+  CUDA_CHECK_THROW(cudaEventElapsedTime(&ms, start.event_, event_));
+#else
+  (void)start;
+#endif
+  return ms;
 }
 
 }  // namespace caption

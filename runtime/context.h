@@ -52,10 +52,11 @@ class Context {
 
 // A point in a stream's work that another stream or the host can wait for (a CUDA event).
 // Waiting for an event never recorded returns at once. On the CPU every call has finished when
-// it returns, so an Event does nothing.
+// it returns, so an Event does nothing. A timing event (CUDA only; benchmarks) also tells the
+// time between two recorded points; the others skip the timestamp, which costs a little.
 class Event {
  public:
-  explicit Event(Device device);
+  explicit Event(Device device, bool timing = false);
   ~Event();
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;
@@ -63,6 +64,8 @@ class Event {
   void record(Stream s);       // the point: everything queued on `s` so far
   void wait(Stream s) const;   // work queued on `s` from now on starts after the point
   void synchronize() const;    // the host waits for the point
+  // Milliseconds from `start`'s point to this one; both timing events, both reached.
+  float elapsed_ms_since(const Event& start) const;
 
  private:
   CUevent_st* event_ = nullptr;

@@ -1,8 +1,7 @@
 #pragma once
-// RAII CUDA stream, event, cuBLAS and cuDNN handles (implemented in stream_cuda.cpp; CUDA builds only).
+// RAII CUDA stream, cuBLAS and cuDNN handles (implemented in stream_cuda.cpp; CUDA builds only).
+// Events are runtime/context.h's Event.
 #include "runtime/exec.h"
-
-struct CUevent_st;
 
 namespace caption {
 
@@ -17,20 +16,6 @@ class CudaStream {
 
  private:
   Stream stream_ = nullptr;
-};
-
-class CudaEvent {
- public:
-  CudaEvent();
-  ~CudaEvent();
-  CudaEvent(const CudaEvent&) = delete;
-  CudaEvent& operator=(const CudaEvent&) = delete;
-  void record(Stream s);
-  void synchronize() const;
-  float elapsed_ms_since(const CudaEvent& start) const;
-
- private:
-  CUevent_st* event_ = nullptr;
 };
 
 class CublasHandle {

@@ -10,16 +10,6 @@ CudaStream::CudaStream() { CUDA_CHECK_THROW(cudaStreamCreateWithFlags(&stream_, 
 CudaStream::~CudaStream() { cudaStreamDestroy(stream_); }
 void CudaStream::synchronize() const { CUDA_CHECK_THROW(cudaStreamSynchronize(stream_)); }
 
-CudaEvent::CudaEvent() { CUDA_CHECK_THROW(cudaEventCreate(&event_)); }
-CudaEvent::~CudaEvent() { cudaEventDestroy(event_); }
-void CudaEvent::record(Stream s) { CUDA_CHECK_THROW(cudaEventRecord(event_, s)); }
-void CudaEvent::synchronize() const { CUDA_CHECK_THROW(cudaEventSynchronize(event_)); }
-float CudaEvent::elapsed_ms_since(const CudaEvent& start) const {
-  float ms = 0;
-  CUDA_CHECK_THROW(cudaEventElapsedTime(&ms, start.event_, event_));
-  return ms;
-}
-
 CublasHandle::CublasHandle(Stream s) {
   CUBLAS_CHECK_THROW(cublasCreate(&handle_));
   CUBLAS_CHECK_THROW(cublasSetStream(handle_, s));
