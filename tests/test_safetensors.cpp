@@ -7,18 +7,14 @@
 
 #include "runtime/tensor.h"
 #include "tests/io_test_util.h"
+#include "tests/test_util.h"
 
 namespace caption {
 namespace {
 
+using test::float_bits;
 using test::ScratchDir;
 using test::throws_input_error;
-
-uint32_t bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
 
 // A safetensors file from a header text and a data buffer; header length computed.
 std::string make_file(const std::string& header, const std::string& data) {
@@ -36,7 +32,7 @@ TEST(Safetensors, HalfToFloatSpecialValues) {
   EXPECT_EQ(half_to_float(0x0001), std::ldexp(1.0f, -24));           // smallest subnormal
   EXPECT_EQ(half_to_float(0x03ff), std::ldexp(1023.0f, -24));        // largest subnormal
   EXPECT_EQ(half_to_float(0x8001), -std::ldexp(1.0f, -24));
-  EXPECT_EQ(bits(half_to_float(0x8000)), 0x80000000u);               // -0
+  EXPECT_EQ(float_bits(half_to_float(0x8000)), 0x80000000u);               // -0
   EXPECT_EQ(half_to_float(0x7c00), std::numeric_limits<float>::infinity());
   EXPECT_EQ(half_to_float(0xfc00), -std::numeric_limits<float>::infinity());
   EXPECT_TRUE(std::isnan(half_to_float(0x7e00)));
@@ -116,7 +112,7 @@ TEST(Safetensors, RoundTripKeepsOrderShapesAndMetadata) {
   EXPECT_EQ(f.tensors.at("alpha").data, scalar.data);
   EXPECT_EQ(f.tensors.at("empty").shape, empty.shape);
   EXPECT_TRUE(f.tensors.at("empty").data.empty());
-  EXPECT_EQ(bits(f.tensors.at("b/c.d").data[1]), 0x80000000u);
+  EXPECT_EQ(float_bits(f.tensors.at("b/c.d").data[1]), 0x80000000u);
   EXPECT_EQ(f.tensors.at("b/c.d").data, z.data);
   EXPECT_EQ(f.metadata, (std::map<std::string, std::string>{{"format", "pt"}, {"quote", "a \"b\""}}));
 
@@ -152,7 +148,7 @@ TEST(Safetensors, ReadsGoldenMixedDtypes) {
   std::vector<float> want_h = {1.0f, -2.5f, 65504.0f, std::ldexp(1.f, -14), std::ldexp(1.f, -24),
                                std::ldexp(1000.f, -24), inf, -0.0f};
   EXPECT_EQ(h.data, want_h);
-  EXPECT_EQ(bits(h.data[7]), 0x80000000u);
+  EXPECT_EQ(float_bits(h.data[7]), 0x80000000u);
   const Tensor& b = f.tensors.at("bf16");
   EXPECT_EQ(b.shape, std::vector<int64_t>{4});
   EXPECT_EQ(b.data, (std::vector<float>{1.0f, -3.140625f, std::ldexp(1.f, 100), std::ldexp(1.f, -130)}));

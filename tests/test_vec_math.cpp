@@ -5,29 +5,20 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <vector>
+
+#include "tests/test_util.h"
 
 namespace caption {
 namespace {
 
 namespace vec = cpu::vec;
-
-uint32_t bits(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  return u;
-}
-
-float from_bits(uint32_t u) {
-  float x;
-  std::memcpy(&x, &u, sizeof x);
-  return x;
-}
+using test::bits_float;
+using test::float_bits;
 
 // Distance in units in the last place between two finite non-negative floats.
-int64_t ulps(float a, float b) { return std::abs(int64_t(bits(a)) - int64_t(bits(b))); }
+int64_t ulps(float a, float b) { return std::abs(int64_t(float_bits(a)) - int64_t(float_bits(b))); }
 
 float scalar(vec::vf (*f)(vec::vf), float x) { return f(vec::splat(x))[0]; }
 
@@ -36,9 +27,9 @@ TEST(VecMath, ExpWithinOneUlpOfCorrectlyRounded) {
   constexpr int kChunk = 4096;
   std::vector<float> xs, got(kChunk);
   int64_t worst = 0;
-  for (uint32_t u = 0; u < bits(105.f);) {
+  for (uint32_t u = 0; u < float_bits(105.f);) {
     xs.clear();
-    for (; u < bits(105.f) && xs.size() + 2 <= kChunk; u += 61) xs.push_back(from_bits(u)), xs.push_back(-from_bits(u));
+    for (; u < float_bits(105.f) && xs.size() + 2 <= kChunk; u += 61) xs.push_back(bits_float(u)), xs.push_back(-bits_float(u));
     vec::map(xs.data(), got.data(), int(xs.size()), vec::exp);
     for (size_t i = 0; i < xs.size(); ++i) {
       const float want = float(std::exp(double(xs[i])));  // double exp is exact enough to round once
@@ -76,8 +67,8 @@ TEST(VecMath, SpecialValues) {
   EXPECT_EQ(scalar(vec::tanh, inf), 1.f);
   EXPECT_EQ(scalar(vec::tanh, -inf), -1.f);
   EXPECT_TRUE(std::isnan(scalar(vec::tanh, nan)));
-  EXPECT_EQ(bits(scalar(vec::tanh, 0.f)), bits(0.f));
-  EXPECT_EQ(bits(scalar(vec::tanh, -0.f)), bits(-0.f));
+  EXPECT_EQ(float_bits(scalar(vec::tanh, 0.f)), float_bits(0.f));
+  EXPECT_EQ(float_bits(scalar(vec::tanh, -0.f)), float_bits(-0.f));
 }
 
 TEST(VecMath, SqrtIsCorrectlyRounded) {
@@ -91,7 +82,7 @@ TEST(VecMath, MapDoesNotDependOnLaneOrTail) {
   for (int n = 1; n <= int(in.size()); ++n) {
     std::vector<float> out(n, -1.f);
     vec::map(in.data(), out.data(), n, vec::tanh);
-    for (int i = 0; i < n; ++i) ASSERT_EQ(bits(out[i]), bits(scalar(vec::tanh, in[i]))) << "n " << n << " i " << i;
+    for (int i = 0; i < n; ++i) ASSERT_EQ(float_bits(out[i]), float_bits(scalar(vec::tanh, in[i]))) << "n " << n << " i " << i;
   }
 }
 
