@@ -13,12 +13,11 @@ waiting for the device after each call, as the engine side is:
   /usr/bin/python3 bench/peer/decode.py --device cpu --threads 2 --json
 """
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 import torch
+from kernels import Timer, emit, torch_device
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))
@@ -28,24 +27,7 @@ E, H, V, D = 50, 256, 1660, 1024
 IMAGES = 32
 
 
-def time_calls(fn, device, min_time):
-    """Seconds per call of fn, after 3 warm-up calls (allocator caches); at least 3 calls."""
-    def call():
-        out = fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return out
-
-    for _ in range(3):
-        call()
-    n, t0 = 0, time.perf_counter()
-    while n < 3 or time.perf_counter() - t0 < min_time:
-        call()
-        n += 1
-    return (time.perf_counter() - t0) / n
-
-
-def decode_step(device, B, min_time):
+def decode_step(device, B, timer):
     torch.manual_seed(0)
     dec = tc.Decoder(D, V, E, H).to(device).eval()
     a = torch.relu(dec.img_fc(torch.rand(B, D, device=device)))
@@ -59,8 +41,8 @@ def decode_step(device, B, min_time):
         step += 1
         return torch.log_softmax(dec.out(torch.relu(dec.fc(h[:, 0] + a))), dim=1)
 
-    s = time_calls(one, device, min_time)
-    return {"name": f"decode_step/B:{B}", "seconds": s, "tokens_per_s": B / s}
+    s = timer(one)
+    return s and {"name": f"decode_step/B:{B}", "seconds": s, "tokens_per_s": B / s}
 
 
 def test_features(data):
@@ -76,13 +58,15 @@ def test_features(data):
     return torch.stack([feats[n] for n in names[:IMAGES]]), None
 
 
-def greedy(device, data, min_time):
+def greedy(device, data, timer):
     feats, why = test_features(data)
     if feats is None:
         return None, why
     model = tc.load_model(str(REPO / "models" / "flickr8k-resnet50c4"), device)
     words = sum(len(c) for c in model.greedy(feats.to(device)))
-    s = time_calls(lambda: model.greedy(feats.to(device)), device, min_time)  # ends with the ids on the host
+    s = timer(lambda: model.greedy(feats.to(device)))  # ends with the ids on the host
+    if s is None:
+        return None, "greedy decoding failed (see stderr)"
     return {"name": f"decode/beam:1/B:{IMAGES}", "seconds": s, "images_per_s": IMAGES / s,
             "words_per_image": words / IMAGES}, None
 
@@ -96,27 +80,19 @@ def main():
                     help="Flickr8k folder with text/ and features_resnet50c4.safetensors")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = False  # the engine is plain FP32
-        torch.backends.cudnn.allow_tf32 = False
+    device = torch_device(args.device, args.threads)
+    timer = Timer(device, args.min_time, wall=True)
     with torch.no_grad():
-        results = [decode_step(device, B, args.min_time) for B in (IMAGES, 3 * IMAGES)]
-        g, skipped = greedy(device, Path(args.data), args.min_time)
+        results = [r for r in (decode_step(device, B, timer) for B in (IMAGES, 3 * IMAGES)) if r]
+        g, skipped = greedy(device, Path(args.data), timer)
     if g:
         results.append(g)
     doc = {"torch": torch.__version__, "device": args.device, "threads": torch.get_num_threads(), "results": results}
     if skipped:
         doc["skipped"] = f"decode/beam:1: {skipped}"
-    if args.json:
-        print(json.dumps(doc, indent=1))
-    else:
-        for r in results:
-            print(f"{r['name']:30s} {r['seconds'] * 1e3:10.3f} ms")
-        if skipped:
-            print("skipped " + doc["skipped"])
+    emit(doc, args.json, lambda r: f"{r['name']:30s} {r['seconds'] * 1e3:10.3f} ms")
+    if skipped and not args.json:
+        print("skipped " + doc["skipped"])
 
 
 if __name__ == "__main__":

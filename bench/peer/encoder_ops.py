@@ -15,12 +15,11 @@ on the CPU, CUDA events around each call on the GPU).
   /usr/bin/python3 bench/peer/encoder_ops.py --device cpu --threads 2 --json
 """
 import argparse
-import json
 
 import torch
 import torch.nn.functional as F
 
-from kernels import Timer, rand
+from kernels import Timer, emit, rand, torch_device
 
 IMAGE = 224
 WIDTH = [64, 128, 256, 512]
@@ -91,12 +90,8 @@ def main():
     ap.add_argument("--min-time", type=float, default=0.2, help="seconds measured per op, at least")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    dev = torch.device(args.device)
+    dev = torch_device(args.device, args.threads)
     if dev.type == "cuda":
-        torch.backends.cudnn.allow_tf32 = False  # the engine is plain FP32
-        torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.benchmark = False
     torch.manual_seed(0)
     timer = Timer(dev, args.min_time)
@@ -106,11 +101,7 @@ def main():
         results.update(convs(dev, timer))
     doc = {"torch": torch.__version__, "device": args.device, "threads": torch.get_num_threads(),
            "results": [{"name": k, **v} for k, v in results.items()]}
-    if args.json:
-        print(json.dumps(doc, indent=1))
-    else:
-        for k, v in results.items():
-            print(f"{k:40s} {v['seconds'] * 1e6:12.1f} us {v.get('note', '')}")
+    emit(doc, args.json, lambda r: f"{r['name']:40s} {r['seconds'] * 1e6:12.1f} us {r.get('note', '')}")
 
 
 if __name__ == "__main__":

@@ -30,9 +30,34 @@ def engine_param_count():
     return offset + numels[-1]
 
 
+def torch_device(name, threads, tf32=False):
+    """The torch device for --device, with --threads applied (0: left as is) and TF32 as asked (the
+    engine is plain FP32)."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    return dev
+
+
+def emit(doc, as_json, line):
+    """Prints a peer's result document: as JSON for compare.py, or one line(result) per result."""
+    if as_json:
+        print(json.dumps(doc, indent=1))
+    else:
+        for r in doc["results"]:
+            print(line(r))
+
+
 class Timer:
-    def __init__(self, device, min_time):
-        self.device, self.min_time = device, min_time
+    """Seconds per call. On the GPU by CUDA events around each call, or with wall=True by the wall
+    clock with the host waiting for the device after each call (decoding, whose every step goes
+    back to the host before the next)."""
+
+    def __init__(self, device, min_time, wall=False):
+        self.device, self.min_time, self.wall = device, min_time, wall
 
     def __call__(self, fn, prepare=None):
         """Seconds per call of fn (None if it fails: one op's failure must not lose the rest)."""
@@ -44,12 +69,14 @@ class Timer:
 
     def _time(self, fn, prepare):
         cuda = self.device.type == "cuda"
+        events = cuda and not self.wall
         for _ in range(3):
             if prepare:
                 prepare()
             fn()
         if cuda:
             torch.cuda.synchronize()
+        if events:
             start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         total, n, wall0 = 0.0, 0, time.perf_counter()
         # Stop at min_time of measured time, or at 3x that of wall time for tiny ops whose
@@ -57,7 +84,7 @@ class Timer:
         while n < 3 or (total < self.min_time and time.perf_counter() - wall0 < 3 * self.min_time):
             if prepare:
                 prepare()
-            if cuda:
+            if events:
                 start.record()
                 fn()
                 stop.record()
@@ -66,6 +93,8 @@ class Timer:
             else:
                 t0 = time.perf_counter()
                 fn()
+                if cuda:
+                    torch.cuda.synchronize()
                 total += time.perf_counter() - t0
             n += 1
         return total / n
@@ -170,12 +199,7 @@ def main():
     ap.add_argument("--tf32", action="store_true", help="allow TF32 (the engine is plain FP32)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    dev = torch.device(args.device)
-    if dev.type == "cuda":
-        torch.backends.cudnn.allow_tf32 = args.tf32
-        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    dev = torch_device(args.device, args.threads, args.tf32)
     torch.manual_seed(0)
     timer = Timer(dev, args.min_time)
     results = {}
@@ -187,11 +211,7 @@ def main():
             print(f"kernels.py: {fn.__name__}{args_}: {type(e).__name__}: {e}", file=sys.stderr)
     doc = {"torch": torch.__version__, "device": args.device, "threads": torch.get_num_threads(),
            "tf32": args.tf32, "results": [{"name": k, "seconds": v} for k, v in results.items()]}
-    if args.json:
-        print(json.dumps(doc, indent=1))
-    else:
-        for k, v in results.items():
-            print(f"{k:40s} {v * 1e6:12.1f} us")
+    emit(doc, args.json, lambda r: f"{r['name']:40s} {r['seconds'] * 1e6:12.1f} us")
 
 
 if __name__ == "__main__":
