@@ -103,8 +103,11 @@ cudnnStatus_t run(const Exec& ex, const Plan& plan, const ConvShape& s, const fl
   PoolBuffer<char> ws(*ex.pool, plan.workspace, ex.stream);
   const float one = 1.f, zero = 0.f;
   if (plan.fused) {
-    // Without a residual, z is y itself scaled by alpha2 = 0, so it contributes nothing.
+    // Without a residual, z is y itself scaled by alpha2 = 0. cuDNN still reads z (compute-sanitizer
+    // initcheck saw a layout conversion of it on an H200) and 0 * NaN is NaN, so y is zeroed first.
     const float alpha2 = p.residual ? 1.f : 0.f;
+    if (!p.residual)
+      CUDA_CHECK_THROW(cudaMemsetAsync(y, 0, size_t(s.N) * s.P() * s.Q() * s.K * sizeof(float), ex.stream));
     return cudnnConvolutionBiasActivationForward(ex.dnn, &one, plan.x, x, plan.w, p.w, plan.conv, plan.algo,
                                                  ws.data(), plan.workspace, &alpha2, plan.y,
                                                  p.residual ? p.residual : y, plan.bias, p.bias, plan.act, plan.y, y);

@@ -183,6 +183,20 @@ void check_batch_fits(Context& ctx, Decoder& dec, const CaptionDataset& train, c
       (smaller ? "--batch " + std::to_string(smaller) + " fits" : "not even one caption fits beside the model"));
 }
 
+// Training cannot go on once `what` (the loss, the parameters) is not finite; nothing of the
+// current epoch is saved, so the last checkpoint stays as it was.
+std::runtime_error non_finite(const std::string& what, int epoch, const Checkpoint& ck) {
+  return std::runtime_error(what + " became non-finite at epoch " + std::to_string(epoch) + ", step " +
+                            std::to_string(ck.step) + "; " +
+                            (ck.epoch ? "the checkpoint of epoch " + std::to_string(ck.epoch) + " is kept"
+                                      : std::string("no checkpoint was written")) +
+                            " (try a lower --lr or --clip)");
+}
+
+bool all_finite(const std::vector<float>& v) {
+  return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
+}
+
 }  // namespace
 
 void train(const TrainOptions& opt, TrainObserver& obs) {
@@ -270,12 +284,7 @@ void train(const TrainOptions& opt, TrainObserver& obs) {
     for (size_t i = 0; i < batches.size(); ++i) {
       TokenBatch b = make_batch(train_data, features, batches[i].data(), int(batches[i].size()));
       LossSum s = dec.train_step(b, opt.dropout, opt.seed, ck.step);
-      if (!std::isfinite(s.sum))
-        throw std::runtime_error("loss became non-finite at epoch " + std::to_string(epoch) + ", step " +
-                                 std::to_string(ck.step) + "; " +
-                                 (ck.epoch ? "the checkpoint of epoch " + std::to_string(ck.epoch) + " is kept"
-                                           : std::string("no checkpoint was written")) +
-                                 " (try a lower --lr or --clip)");
+      if (!std::isfinite(s.sum)) throw non_finite("loss", epoch, ck);
       if (opt.clip > 0) clip_grad_norm(ex, dec.grads(), dec.num_params(), opt.clip);
       adam_step(ex, dec.params(), dec.grads(), m.data(), v.data(), dec.num_params(), adam, long(++ck.step));
       total.sum += s.sum;
@@ -296,10 +305,16 @@ void train(const TrainOptions& opt, TrainObserver& obs) {
                     false};
     em.best = !(em.val_loss >= ck.best_val);  // NaN val (no val captions) keeps the latest
     if (em.best) ck.best_val = em.val_loss;
+    // The loss can stay finite while some parameters are not (a ReLU or a max turns a NaN input
+    // into a number), so the parameters are checked too before they replace the checkpoint.
+    std::vector<float> params = dec.get_flat(dec.params()), moment1 = dec.get_flat(m.data()),
+                       moment2 = dec.get_flat(v.data());
+    if (!all_finite(params) || !all_finite(moment1) || !all_finite(moment2))
+      throw non_finite("parameters", epoch, ck);
     ck.epoch = epoch;
-    ck.params = dec.get_flat(dec.params());
-    ck.m = dec.get_flat(m.data());
-    ck.v = dec.get_flat(v.data());
+    ck.params = std::move(params);
+    ck.m = std::move(moment1);
+    ck.v = std::move(moment2);
     // Checkpoint first: the model files and metrics are derived from it.
     std::error_code ec;
     std::filesystem::create_directories(opt.out, ec);

@@ -3,7 +3,7 @@
 # versions, configure (sm_90, cuDNN from PyTorch's pip wheels, the libraries packed by
 # scripts/gpu-carry.sh into .carry/), build, every test, the engine-vs-PyTorch table
 # (bench/compare.py), and compute-sanitizer memcheck, racecheck and initcheck on the CUDA tests.
-# Writes OUT_DIR/gpu-check.log (everything) and OUT_DIR/summary.md.
+# Writes OUT_DIR/gpu-check.log (everything; gzipped when over 15 MB) and OUT_DIR/summary.md.
 #
 #   scripts/gpu-carry.sh --images            # here, once: packs .carry/ (see its header)
 #   scripts/gpu-check.sh "$OUT"              # there (device tool: carry [".carry"])
@@ -233,13 +233,20 @@ fi
 
 # ---------------------------------------------------------------- sanitizers on the CUDA tests
 CUDA_FILTER='*Cuda*:*CUDA*'
+# racecheck looks for shared-memory races, which only our own kernels can have; over every CUDA
+# test (cuDNN and cuBLAS included) it ran past 80 s on an H200.
+RACE_FILTER='Adam.*Cuda*:BeamTopk.*Cuda*:BroadcastAdd.*Cuda*:Dense.*Cuda*:Dropout.*Cuda*:Embedding.*Cuda*'
+RACE_FILTER+=':GradNorm.*Cuda*:LstmCuda.*:Pool.*Cuda*:Preprocess.*Cuda*:SoftmaxXent.*Cuda*'
 SAN=()
 if ((BUILT && HAVE_GPU)) && [[ -n $SANITIZER ]] && want sanitize; then
-  # Each tool's time limit; the deadline caps them all (they come last and get what is left).
-  for tool_limit in memcheck:120 racecheck:75 initcheck:75; do
+  # Each tool's time limit (GPU_CHECK_SANITIZERS="tool:seconds ..." for others); the deadline
+  # caps them all (they come last and get what is left).
+  for tool_limit in ${GPU_CHECK_SANITIZERS:-memcheck:90 initcheck:60 racecheck:90}; do
     tool=${tool_limit%:*} limit=${tool_limit#*:}
-    CAPTURE=$OUT/.san.txt step "compute-sanitizer $tool" "$limit" "$SANITIZER" --tool "$tool" \
-      --error-exitcode 99 "$BUILD/tests/caption_tests" --gtest_filter="$CUDA_FILTER" --gtest_brief=1
+    filter=$CUDA_FILTER
+    [[ $tool == racecheck ]] && filter=$RACE_FILTER
+    CAPTURE=$OUT/.san.txt step "compute-sanitizer $tool" "$limit" "$SANITIZER" --tool "$tool" --print-limit 20 \
+      --error-exitcode 99 "$BUILD/tests/caption_tests" --gtest_filter="$filter" --gtest_brief=1
     # No capture when the step was skipped for time; no summary when it timed out.
     summary=$(grep -sE '(ERROR|RACECHECK) SUMMARY' "$OUT/.san.txt" | tail -1 | sed 's/^========= //')
     gtest=$(grep -sE '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/.san.txt" | tr '\n' ' ')
@@ -277,3 +284,6 @@ say "summary ($OUT/summary.md)"
 cat "$OUT/summary.md"
 exec >&- 2>&-
 wait "$TEE_PID" 2>/dev/null  # let tee write the log's last lines before the run returns
+# The device tool brings back files of up to 16 MB; a log of failures can be larger.
+(($(stat -c %s "$LOG") > 15000000)) && gzip -f "$LOG"
+exit 0

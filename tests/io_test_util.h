@@ -46,6 +46,15 @@ inline std::string read_bytes(const std::string& path) {
   return ss.str();
 }
 
+// Passes when two byte strings (whole files, say) are equal; otherwise says where they first
+// differ instead of printing both, which for a checkpoint is megabytes of binary.
+inline ::testing::AssertionResult same_bytes(const std::string& a, const std::string& b) {
+  if (a == b) return ::testing::AssertionSuccess();
+  size_t i = 0;
+  while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
+  return ::testing::AssertionFailure() << a.size() << " vs " << b.size() << " bytes, first difference at byte " << i;
+}
+
 // Passes when fn throws an InputError whose message is one line containing every word.
 inline ::testing::AssertionResult throws_input_error(const std::function<void()>& fn,
                                                      const std::vector<std::string>& words) {

@@ -115,7 +115,10 @@ void check_cuda_matches_cpu(size_t n, std::array<int, 4> offset) {
   gpu.download(m_gpu.data(), d[2], n * sizeof(float));
   gpu.download(v_gpu.data(), d[3], n * sizeof(float));
   EXPECT_TRUE(all_close(p_gpu, params, 1e-6f, 1e-8f));
-  EXPECT_TRUE(all_close(m_gpu, m, 1e-5f, 1e-9f));
+  // m = b1*m + (1-b1)*g can cancel to almost nothing, and the GPU fuses the multiply-add while
+  // the CPU reference rounds twice: each step may differ by an ulp of the terms (|g| <= 3 here,
+  // so about 6e-8), which an absolute 1e-6 bounds over three steps.
+  EXPECT_TRUE(all_close(m_gpu, m, 1e-5f, 1e-6f));
   EXPECT_TRUE(all_close(v_gpu, v, 1e-5f, 1e-12f));
 }
 

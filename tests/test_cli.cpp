@@ -29,9 +29,8 @@ using test::CliRun;
 using test::expect_one_line_error;
 CliRun run(const std::string& args) { return test::run_cli(args); }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
+::testing::AssertionResult same_files(const std::string& a, const std::string& b) {
+  return test::same_bytes(test::read_bytes(a), test::read_bytes(b));
 }
 
 // 12 images whose 8-d features say which of three subjects they show; captions follow.
@@ -91,8 +90,8 @@ TEST(Cli, ResumeContinuesBitExactly) {
   CliRun r = run(d.train_args("part", 3) + " --resume");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("resuming after epoch 1"), std::string::npos) << r.output;
-  EXPECT_EQ(slurp(d.dir.path("full/checkpoint.safetensors")), slurp(d.dir.path("part/checkpoint.safetensors")));
-  EXPECT_EQ(slurp(d.dir.path("full/decoder.safetensors")), slurp(d.dir.path("part/decoder.safetensors")));
+  EXPECT_TRUE(same_files(d.dir.path("full/checkpoint.safetensors"), d.dir.path("part/checkpoint.safetensors")));
+  EXPECT_TRUE(same_files(d.dir.path("full/decoder.safetensors"), d.dir.path("part/decoder.safetensors")));
   auto losses = [&](const std::string& m) {
     std::ifstream in(d.dir.path(m + "/metrics.jsonl"));
     std::vector<double> out;
@@ -122,8 +121,8 @@ TEST(Cli, SurvivesSigkillMidEpochAndResumesBitExactly) {
   ASSERT_TRUE(WIFSIGNALED(status)) << "the run ended before the kill: make the epochs longer";
   CliRun r = run(d.train_args("killed", 3) + " --resume");
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_EQ(slurp(d.dir.path("full/checkpoint.safetensors")), slurp(ckpt));
-  EXPECT_EQ(slurp(d.dir.path("full/decoder.safetensors")), slurp(d.dir.path("killed/decoder.safetensors")));
+  EXPECT_TRUE(same_files(d.dir.path("full/checkpoint.safetensors"), ckpt));
+  EXPECT_TRUE(same_files(d.dir.path("full/decoder.safetensors"), d.dir.path("killed/decoder.safetensors")));
   auto losses = [&](const std::string& m) {
     std::ifstream in(d.dir.path(m + "/metrics.jsonl"));
     std::vector<std::pair<double, double>> out;
@@ -169,12 +168,12 @@ TEST(Cli, ScoreAndDescribe) {
 TEST(Cli, NonFiniteLossStopsAndKeepsTheCheckpoint) {
   CliData d;
   ASSERT_EQ(run(d.train_args("m", 1)).status, 0);
-  const std::string before = slurp(d.dir.path("m/checkpoint.safetensors"));
+  const std::string before = test::read_bytes(d.dir.path("m/checkpoint.safetensors"));
   CliRun r = run(d.train_args("m", 2, "1e30") + " --resume");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("non-finite"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("checkpoint of epoch 1 is kept"), std::string::npos) << r.output;
-  EXPECT_EQ(slurp(d.dir.path("m/checkpoint.safetensors")), before);
+  EXPECT_TRUE(test::same_bytes(test::read_bytes(d.dir.path("m/checkpoint.safetensors")), before));
 }
 
 // Under a memory limit too small for the batch, train stops before the first step with a
@@ -230,7 +229,7 @@ TEST(Cli, TrainWithEncoderMakesAnImageModel) {
                  " --train-list " + dir.path("l.txt") + " --val-list " + dir.path("l.txt") +
                  " --min-count 1 --epochs 40 --lr 0.01 --device cpu --encoder " + bundled + " --out " + dir.path("m"));
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_EQ(slurp(dir.path("m/encoder.safetensors")), slurp(bundled + "/encoder.safetensors"));
+  EXPECT_TRUE(same_files(dir.path("m/encoder.safetensors"), bundled + "/encoder.safetensors"));
 #if CAPTION_HAS_OPENCV
   r = run("describe --model " + dir.path("m") + " --device cpu " + CAPTION_SOURCE_DIR +
           "/examples/3385593926_d3e9c21170.jpg 2>/dev/null");
@@ -269,7 +268,7 @@ TEST(Cli, BadInputGivesOneLineErrors) {
   write_features(d.dir.path("f5.safetensors"), f);
   expect_one_line_error(run("describe" + model + " --features " + d.dir.path("f5.safetensors")), "f5.safetensors");
   // A truncated features file.
-  std::string bytes = slurp(d.dir.path("features.safetensors"));
+  std::string bytes = test::read_bytes(d.dir.path("features.safetensors"));
   test::write_bytes(d.dir.path("cut.safetensors"), bytes.substr(0, bytes.size() / 2));
   expect_one_line_error(run("describe" + model + " --features " + d.dir.path("cut.safetensors")), "cut.safetensors");
   // Malformed config.json.

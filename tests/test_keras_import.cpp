@@ -34,7 +34,7 @@ int shell(const std::string& cmd) {
 }
 
 // Writes scratch()/name with the generator (once per name); "" when this machine has no
-// /usr/bin/python3 with h5py.
+// /usr/bin/python3 with h5py and numpy.
 std::string make_h5(const std::string& name, const std::string& args) {
   static std::map<std::string, std::string> made;
   if (auto it = made.find(name); it != made.end()) return it->second;
@@ -48,7 +48,7 @@ std::string make_h5(const std::string& name, const std::string& args) {
 #define MAKE_H5_OR_SKIP(var, name, args)                                          \
   if (!CAPTION_HAS_HDF5) GTEST_SKIP() << "built without HDF5";                    \
   const std::string var = make_h5(name, args);                                    \
-  if (var.empty()) GTEST_SKIP() << "needs /usr/bin/python3 with h5py to write the test file"
+  if (var.empty()) GTEST_SKIP() << "needs /usr/bin/python3 with h5py and numpy to write the test file"
 
 // X[c] of the generator for conv{stage}_block{block}_{k} (the stem: stage = block = k = 0).
 float x_of(int stage, int block, int k, int c) { return float((100 * stage + 10 * block + k) * 4096 + c); }

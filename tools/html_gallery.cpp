@@ -1,5 +1,7 @@
 #include "tools/html_gallery.h"
 
+#include <cstdint>
+
 namespace caption::cli {
 
 std::string html_escape(const std::string& text) {
