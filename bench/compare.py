@@ -185,19 +185,25 @@ def of_ceiling(value, ceiling, what):
     return f" ({value / ceiling:.0%} of {what})" if ceiling else ""
 
 
+def with_peers(engine, peer):
+    """(name, engine result, op, shape parts, peer result or None) for each per-call benchmark
+    "<op>/<device>/<shape>", whose peer result is named "<op>/<shape>"."""
+    peer_by_name = {r["name"]: r for r in (peer or {}).get("results", [])}
+    for name, b in engine.items():
+        op, _, *shape = name.split("/")
+        yield name, b, op, shape, peer_by_name.get("/".join([op] + shape))
+
+
 def op_rows(engine, peer, sgemm, copy_bw):
     """Rows of per-call benchmarks ("<op>/<device>/<shape>", beside the peer result named
     "<op>/<shape>"), grouped by op in registration order: time per call and the engine's rate
     (GFLOP/s and GB/s with their fraction of the ceilings, tok/s, images/s); the peer's time, with
     its note (e.g. the layout it ran in); ratio = PyTorch time / engine time."""
-    peer_by_name = {r["name"]: r for r in (peer or {}).get("results", [])}
     first = {}
     for name in engine:
         first.setdefault(name.split("/")[0], len(first))
     rows = []
-    for name, b in sorted(engine.items(), key=lambda kv: first[kv[0].split("/")[0]]):
-        op, _, *shape = name.split("/")
-        p = peer_by_name.get("/".join([op] + shape))
+    for name, b, op, shape, p in sorted(with_peers(engine, peer), key=lambda r: first[r[2]]):
         t = seconds(b)
         rate = ""
         if "flop_per_s" in b:
@@ -220,10 +226,7 @@ def op_rows(engine, peer, sgemm, copy_bw):
 def caption_length_notes(engine, peer, log):
     """Notes comparing the engine's and the peer's mean caption length (words_per_image) where both
     decoded the same features: the same length is a sign of the same captions, so of the same work."""
-    peer_by_name = {r["name"]: r for r in (peer or {}).get("results", [])}
-    for name, b in engine.items():
-        op, _, *shape = name.split("/")
-        p = peer_by_name.get("/".join([op] + shape))
+    for name, b, _, _, p in with_peers(engine, peer):
         if "words_per_image" in b:
             log.append({"note": f"{name}: mean caption length {b['words_per_image']:.2f} words"
                                 + (f", PyTorch {p['words_per_image']:.2f}" if p and "words_per_image" in p else "")})

@@ -2,8 +2,10 @@
 # The whole GPU check for the lent H100/H200 machine, in one run of under 8 minutes:
 # versions, configure (sm_90, cuDNN from PyTorch's pip wheels, the libraries packed by
 # scripts/gpu-carry.sh into .carry/), build, every test, the engine-vs-PyTorch table
-# (bench/compare.py), and compute-sanitizer memcheck, racecheck and initcheck on the CUDA tests.
-# Writes OUT_DIR/gpu-check.log (everything; gzipped when over 15 MB) and OUT_DIR/summary.md.
+# (bench/compare.py), compute-sanitizer memcheck and initcheck on the CUDA tests and racecheck on
+# our kernels' tests, and the cuDNN algorithm sweep (bench/conv_algos.cu).
+# Writes OUT_DIR/gpu-check.log (everything; gzipped when over 15 MB), OUT_DIR/summary.md, the
+# table under OUT_DIR/bench/ and OUT_DIR/conv-algos.md.
 #
 #   scripts/gpu-carry.sh --images            # here, once: packs .carry/ (see its header)
 #   scripts/gpu-check.sh "$OUT"              # there (device tool: carry [".carry"])
@@ -35,7 +37,7 @@ BUILD=${GPU_CHECK_BUILD:-build-gpu}
 # The parts after the build, in this order; GPU_CHECK_ONLY (comma-separated) runs a subset, e.g.
 # GPU_CHECK_ONLY=sanitize for a second call on the still-warm machine (its build folder is kept,
 # so the build is a no-op) that adds what the first ran out of time for.
-ONLY=",${GPU_CHECK_ONLY:-tests,bench,sanitize},"
+ONLY=",${GPU_CHECK_ONLY:-tests,bench,sanitize,algos},"
 want() { [[ $ONLY == *",$1,"* ]]; }
 STEPS=()  # "name|status|seconds" rows for the summary
 
@@ -263,6 +265,17 @@ else
   SAN+=("skipped: ${reason%; }")
 fi
 
+# ---------------------------------------------------------------- cuDNN algorithms per convolution
+# Data for choosing them (bench/conv_algos.cu): every algorithm on every ResNet50 convolution,
+# NHWC and NCHW, fused and plain. Last: it only informs the next change.
+ALGOS="(not run)"
+if ((BUILT && HAVE_GPU)) && [[ -x $BUILD/bench/conv_algos ]] && want algos; then
+  CAPTURE=$OUT/conv-algos.md step "conv_algos" 60 "$BUILD/bench/conv_algos"
+  ALGOS="$OUT/conv-algos.md"
+else
+  skip "conv_algos" "$( ((BUILT && HAVE_GPU)) && echo "not in GPU_CHECK_ONLY" || echo "no GPU, or not built")"
+fi
+
 # ---------------------------------------------------------------- summary
 {
   echo "# GPU check: $CARD"
@@ -272,6 +285,7 @@ fi
   echo "- nvcc: $([[ -n $NVCC ]] && "$NVCC" --version | grep -o 'release [0-9.]*' || echo none); $(cmake --version | head -1); cuDNN: ${CUDNN_ROOT:-toolkit}"
   [[ -n $PY ]] && echo "- $("$PY" -c "import torch; print('torch', torch.__version__)")"
   echo "- tests: $TESTS"
+  echo "- cuDNN algorithm sweep: $ALGOS"
   for s in "${SAN[@]}"; do echo "- sanitizer $s"; done
   echo
   echo "| step | status | seconds |"

@@ -1,0 +1,213 @@
+// conv_algos: which cuDNN algorithm each convolution of ResNet50 should use, measured. For every
+// class of bench/conv_classes.h at batch 32, in FP32 (FMA math, no TF32), NHWC (the engine's
+// layout) and NCHW (PyTorch's faster one on the GPU): every forward algorithm cuDNN accepts,
+// as the fused call the engine makes (cudnnConvolutionBiasActivationForward with the class's
+// bias, residual and ReLU) and as the plain convolution (cudnnConvolutionForward, whose
+// epilogue the engine would add as one more pass), each the median of 10 calls timed with
+// events after 2 warm-ups; "engine" is what kernels/conv2d.cu's heuristic plan runs (the first
+// algorithm in cuDNN's ranking whose fused call succeeds, else the first plain one).
+//
+//   build/bench/conv_algos > conv-algos.md        # markdown; needs a GPU
+//
+// It allocates with cudaMalloc directly: it measures cuDNN, not the engine's pool.
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "bench/conv_classes.h"
+#include "runtime/cuda_check.h"
+
+namespace caption::bench {
+namespace {
+
+constexpr int kBatch = 32;
+constexpr size_t kMaxWorkspace = size_t(1) << 30;     // what this sweep lets an algorithm use
+constexpr size_t kEngineWorkspace = size_t(256) << 20;  // what kernels/conv2d.cu lets it use
+const char* kAlgoNames[] = {"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT",
+                            "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
+
+__global__ void fill(float* p, size_t n, uint32_t seed) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    uint32_t h = uint32_t(i) * 2654435761u ^ seed;
+    h ^= h >> 15, h *= 2246822519u, h ^= h >> 13;
+    p[i] = float(h & 0xffff) / 65536.f - 0.5f;
+  }
+}
+
+struct DeviceBuffer {
+  float* p = nullptr;
+  explicit DeviceBuffer(size_t n, uint32_t seed) {
+    CUDA_CHECK_THROW(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(float)));
+    fill<<<1024, 256>>>(p, n, seed);
+    CUDA_CHECK_LAUNCH();
+  }
+  ~DeviceBuffer() { cudaFree(p); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+};
+
+// Descriptors for one class in one layout.
+struct Descriptors {
+  cudnnTensorDescriptor_t x{}, y{}, bias{};
+  cudnnFilterDescriptor_t w{};
+  cudnnConvolutionDescriptor_t conv{};
+  cudnnActivationDescriptor_t act{};
+  Descriptors(const ConvClass& c, cudnnTensorFormat_t format) {
+    const ConvShape& s = c.shape;
+    CUDNN_CHECK_THROW(cudnnCreateTensorDescriptor(&x));
+    CUDNN_CHECK_THROW(cudnnCreateTensorDescriptor(&y));
+    CUDNN_CHECK_THROW(cudnnCreateTensorDescriptor(&bias));
+    CUDNN_CHECK_THROW(cudnnCreateFilterDescriptor(&w));
+    CUDNN_CHECK_THROW(cudnnCreateConvolutionDescriptor(&conv));
+    CUDNN_CHECK_THROW(cudnnCreateActivationDescriptor(&act));
+    CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(x, format, CUDNN_DATA_FLOAT, s.N, s.C, s.H, s.W));
+    CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(y, format, CUDNN_DATA_FLOAT, s.N, s.K, s.P(), s.Q()));
+    CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, s.K, 1, 1));
+    CUDNN_CHECK_THROW(cudnnSetFilter4dDescriptor(w, CUDNN_DATA_FLOAT, format, s.K, s.C, s.R, s.S));
+    CUDNN_CHECK_THROW(cudnnSetConvolution2dDescriptor(conv, s.pad, s.pad, s.stride, s.stride, 1, 1,
+                                                      CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    CUDNN_CHECK_THROW(cudnnSetConvolutionMathType(conv, CUDNN_FMA_MATH));
+    CUDNN_CHECK_THROW(cudnnSetActivationDescriptor(
+        act, c.relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+  }
+  ~Descriptors() {
+    cudnnDestroyTensorDescriptor(x);
+    cudnnDestroyTensorDescriptor(y);
+    cudnnDestroyTensorDescriptor(bias);
+    cudnnDestroyFilterDescriptor(w);
+    cudnnDestroyConvolutionDescriptor(conv);
+    cudnnDestroyActivationDescriptor(act);
+  }
+  Descriptors(const Descriptors&) = delete;
+  Descriptors& operator=(const Descriptors&) = delete;
+};
+
+// Median microseconds of 10 calls of `call` after 2 warm-ups, or a negative value when a call
+// fails (cuDNN refuses the algorithm for this case).
+template <class Call>
+double median_us(cudaStream_t stream, Call call) {
+  for (int i = 0; i < 2; ++i)
+    if (call() != CUDNN_STATUS_SUCCESS) return -1;
+  cudaEvent_t a, b;
+  CUDA_CHECK_THROW(cudaEventCreate(&a));
+  CUDA_CHECK_THROW(cudaEventCreate(&b));
+  std::vector<double> us;
+  for (int i = 0; i < 10; ++i) {
+    CUDA_CHECK_THROW(cudaEventRecord(a, stream));
+    call();
+    CUDA_CHECK_THROW(cudaEventRecord(b, stream));
+    CUDA_CHECK_THROW(cudaEventSynchronize(b));
+    float ms = 0;
+    CUDA_CHECK_THROW(cudaEventElapsedTime(&ms, a, b));
+    us.push_back(1000.0 * ms);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  std::sort(us.begin(), us.end());
+  return us[us.size() / 2];
+}
+
+std::string cell(double us, int algo) {
+  if (us < 0 || algo < 0) return "n/a";
+  char text[64];
+  std::snprintf(text, sizeof text, "%.1f (%s)", us, kAlgoNames[algo]);
+  return text;
+}
+
+struct Timed {
+  double us = -1;
+  int algo = -1;
+  void keep_faster(double t, int a) {
+    if (t >= 0 && (us < 0 || t < us)) us = t, algo = a;
+  }
+};
+
+void sweep(cudnnHandle_t dnn, const ConvClass& c, cudnnTensorFormat_t format, const char* layout) {
+  const ConvShape& s = c.shape;
+  const size_t out = size_t(s.N) * s.P() * s.Q() * s.K;
+  DeviceBuffer x(size_t(s.N) * s.H * s.W * s.C, 1), w(size_t(s.K) * s.C * s.R * s.S, 2), bias(s.K, 3),
+      y(out, 4), z(out, 5), ws(kMaxWorkspace / sizeof(float), 6);
+  Descriptors d(c, format);
+  const float one = 1.f, zero = 0.f, alpha2 = c.residual ? 1.f : 0.f;
+  cudaStream_t stream = nullptr;
+  CUDNN_CHECK_THROW(cudnnGetStream(dnn, &stream));
+
+  double fused_us[CUDNN_CONVOLUTION_FWD_ALGO_COUNT], plain_us[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+  size_t ws_bytes[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+  Timed fused, plain;
+  for (int a = 0; a < CUDNN_CONVOLUTION_FWD_ALGO_COUNT; ++a) {
+    const auto algo = cudnnConvolutionFwdAlgo_t(a);
+    size_t& bytes = ws_bytes[a] = 0;
+    fused_us[a] = plain_us[a] = -1;
+    if (cudnnGetConvolutionForwardWorkspaceSize(dnn, d.x, d.w, d.conv, d.y, algo, &bytes) != CUDNN_STATUS_SUCCESS ||
+        bytes > kMaxWorkspace)
+      continue;
+    fused_us[a] = median_us(stream, [&] {
+      return cudnnConvolutionBiasActivationForward(dnn, &one, d.x, x.p, d.w, w.p, d.conv, algo, ws.p, bytes, &alpha2,
+                                                   d.y, z.p, d.bias, bias.p, d.act, d.y, y.p);
+    });
+    plain_us[a] = median_us(stream, [&] {
+      return cudnnConvolutionForward(dnn, &one, d.x, x.p, d.w, w.p, d.conv, algo, ws.p, bytes, &zero, d.y, y.p);
+    });
+    fused.keep_faster(fused_us[a], a);
+    plain.keep_faster(plain_us[a], a);
+  }
+  // The engine's pick (kernels/conv2d.cu, make_plan): cuDNN's heuristic ranking, fused calls
+  // first (only IMPLICIT_PRECOMP_GEMM without a ReLU), workspace up to 256 MB.
+  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+  int count = 0;
+  CUDNN_CHECK_THROW(cudnnGetConvolutionForwardAlgorithm_v7(dnn, d.x, d.w, d.conv, d.y,
+                                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
+  Timed engine;
+  std::string engine_kind;
+  for (bool try_fused : {true, false})
+    for (int i = 0; i < count && engine.algo < 0; ++i) {
+      const int a = perf[i].algo;
+      if (perf[i].status != CUDNN_STATUS_SUCCESS || ws_bytes[a] > kEngineWorkspace) continue;
+      if (try_fused && !c.relu && a != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) continue;
+      const double t = try_fused ? fused_us[a] : plain_us[a];
+      if (t >= 0) engine.us = t, engine.algo = a, engine_kind = try_fused ? "fused" : "plain";
+    }
+  const double gflop = 2.0 * double(out) * s.C * s.R * s.S * 1e-9;
+  std::printf("| %s | %s | %.2f | %s %s | %s | %s |\n", c.name.c_str(), layout, gflop,
+              cell(engine.us, engine.algo).c_str(), engine_kind.c_str(), cell(fused.us, fused.algo).c_str(),
+              cell(plain.us, plain.algo).c_str());
+}
+
+}  // namespace
+}  // namespace caption::bench
+
+int main() {
+  using namespace caption::bench;
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::fprintf(stderr, "conv_algos: no CUDA device\n");
+    return 1;
+  }
+  try {
+    cudaDeviceProp prop{};
+    CUDA_CHECK_THROW(cudaGetDeviceProperties(&prop, 0));
+    cudnnHandle_t dnn;
+    CUDNN_CHECK_THROW(cudnnCreate(&dnn));
+    std::printf("cuDNN %zu on %s, batch %d, FP32 (FMA math), median of 10 calls, µs (algorithm); "
+                "plain = the convolution alone, without the bias/residual/ReLU pass it would need\n\n",
+                cudnnGetVersion(), prop.name, kBatch);
+    std::printf("| conv | layout | GFLOP | engine (heuristic) | fastest fused | fastest plain |\n");
+    std::printf("| --- | --- | --- | --- | --- | --- |\n");
+    for (ConvClass c : conv_classes()) {
+      c.shape.N = kBatch;
+      sweep(dnn, c, CUDNN_TENSOR_NHWC, "NHWC");
+      sweep(dnn, c, CUDNN_TENSOR_NCHW, "NCHW");
+      std::fflush(stdout);
+    }
+    cudnnDestroy(dnn);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "conv_algos: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
