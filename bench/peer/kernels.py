@@ -174,8 +174,13 @@ def batch_ops(dev, timer, B):
     return {f"{op}/B:{B}": s for op, s in res.items()}
 
 
-def param_ops(dev, timer):
-    shapes = [(H, D), (H,), (V, E), (4 * H, E), (4 * H, H), (4 * H,), (4 * H,), (H, H), (H,), (V, H), (V,)]
+LARGE_P = 1 << 24  # bench_kernels.cpp's second parameter count: a bandwidth-bound size
+
+
+def param_ops(dev, timer, large):
+    """The optimizer ops over the decoder's parameters, or (large) over one tensor of LARGE_P."""
+    shapes = [(LARGE_P,)] if large else [(H, D), (H,), (V, E), (4 * H, E), (4 * H, H), (4 * H,), (4 * H,), (H, H),
+                                         (H,), (V, H), (V,)]
     params = [nn.Parameter(rand(*s, device=dev, lo=-0.05, hi=0.05)) for s in shapes]
     for p in params:
         p.grad = rand(*p.shape, device=dev, lo=-0.01, hi=0.01)
@@ -188,7 +193,7 @@ def param_ops(dev, timer):
                            .item()),
         "grad_scale": timer(lambda: torch._foreach_mul_(grads, 1.0)),
     }
-    return {f"{op}/P:{engine_param_count()}": s for op, s in res.items()}
+    return {f"{op}/P:{LARGE_P if large else engine_param_count()}": s for op, s in res.items()}
 
 
 def main():
@@ -203,7 +208,7 @@ def main():
     torch.manual_seed(0)
     timer = Timer(dev, args.min_time)
     results = {}
-    groups = [(token_ops, (B, T)) for B, T in SHAPES] + [(batch_ops, (B,)) for B in BATCHES] + [(param_ops, ())]
+    groups = [(token_ops, (B, T)) for B, T in SHAPES] + [(batch_ops, (B,)) for B in BATCHES] + [(param_ops, (large,)) for large in (False, True)]
     for fn, args_ in groups:
         try:
             results.update({k: v for k, v in fn(dev, timer, *args_).items() if v is not None})
