@@ -1,6 +1,7 @@
 #include "model/safetensors.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -194,6 +195,12 @@ SafetensorsFile read_safetensors(const std::string& path) {
     t.shape = e.shape;
     t.data.resize((e.end - e.begin) / dtype_size(e.dtype));
     widen(e, buffer + e.begin, t.data.data());
+    // Weights, features and optimizer state are all finite: a NaN or an infinity would not stop
+    // a run but quietly spoil what it writes (a ReLU turns a NaN into 0), so it is refused here.
+    const auto bad = std::find_if(t.data.begin(), t.data.end(), [](float x) { return !std::isfinite(x); });
+    if (bad != t.data.end())
+      throw InputError(path, "tensor '" + *e.name + "': non-finite value " + std::to_string(*bad) + " at index " +
+                                 std::to_string(bad - t.data.begin()));
     out.tensors.emplace(*e.name, std::move(t));
   }
   return out;

@@ -231,6 +231,7 @@ INSTANTIATE_TEST_SUITE_P(Corpus, BadFeaturesFile,
                                            BadFile{"wrong_dtype.safetensors", "unsupported dtype 'I64'"},
                                            BadFile{"wrong_shape.safetensors", "1-D"},
                                            BadFile{"duplicate_names.safetensors", "duplicate tensor name 'a.jpg'"},
+                                           BadFile{"non_finite.safetensors", "tensor 'b.jpg': non-finite value nan"},
                                            BadFile{"dim8.safetensors", "features are 8-d"}),
                          [](const auto& info) { return case_name(info.param.file); });
 

@@ -142,11 +142,10 @@ TEST(Safetensors, ReadsGoldenMixedDtypes) {
   SafetensorsFile f = read_safetensors(std::string(CAPTION_TEST_DATA) + "/golden/mixed_dtypes.safetensors");
   EXPECT_EQ(f.names, (std::vector<std::string>{"half", "bf16", "w", "step", "empty"}));
   EXPECT_EQ(f.metadata.at("format"), "pt");
-  const float inf = std::numeric_limits<float>::infinity();
   const Tensor& h = f.tensors.at("half");
   EXPECT_EQ(h.shape, (std::vector<int64_t>{2, 4}));
   std::vector<float> want_h = {1.0f, -2.5f, 65504.0f, std::ldexp(1.f, -14), std::ldexp(1.f, -24),
-                               std::ldexp(1000.f, -24), inf, -0.0f};
+                               std::ldexp(1000.f, -24), -65504.0f, -0.0f};
   EXPECT_EQ(h.data, want_h);
   EXPECT_EQ(float_bits(h.data[7]), 0x80000000u);
   const Tensor& b = f.tensors.at("bf16");
@@ -200,6 +199,11 @@ TEST(Safetensors, MalformedFilesNameFileAndTensor) {
   EXPECT_TRUE(check(make_file("{" + entry("x", "F32", "[2]", "[0]") + "}", f32x2), {"'x'", "data_offsets"}));
   EXPECT_TRUE(check(make_file("{\"x\":{\"shape\":[2],\"data_offsets\":[0,8]}}", f32x2), {"'x'", "dtype"}));
   EXPECT_TRUE(check(make_file("{\"x\":[1]}", f32x2), {"'x'"}));
+  // Finite values only: a NaN (F32) and an infinity (F16, where 65520 and up round to it).
+  EXPECT_TRUE(check(make_file("{" + entry("x", "F32", "[2]", "[0,8]") + "}", std::string("\0\0\x80\x3f\0\0\xc0\x7f", 8)),
+                    {"'x'", "non-finite value nan at index 1"}));
+  EXPECT_TRUE(check(make_file("{" + entry("x", "F16", "[4]", "[0,8]") + "}", std::string("\0\x3c\0\x7c\0\x3c\0\x3c", 8)),
+                    {"'x'", "non-finite value inf at index 1"}));
   EXPECT_TRUE(check(make_file("{\"__metadata__\":{\"k\":1}}", ""), {"__metadata__", "'k'"}));
   EXPECT_TRUE(check(make_file("{\"__metadata__\":[]}", ""), {"__metadata__"}));
   EXPECT_TRUE(throws_input_error([&] { read_safetensors(dir.path("missing.safetensors")); }, {"missing.safetensors"}));

@@ -13,7 +13,7 @@ import struct
 
 import numpy as np
 
-half = np.array([1.0, -2.5, 65504.0, 2.0**-14, 2.0**-24, 1000 * 2.0**-24, np.inf, -0.0],
+half = np.array([1.0, -2.5, 65504.0, 2.0**-14, 2.0**-24, 1000 * 2.0**-24, -65504.0, -0.0],
                 dtype="<f2").reshape(2, 4)
 # bfloat16 = top 16 bits of float32; these values are exact in bfloat16.
 bf16_src = np.array([1.0, -3.140625, 2.0**100, 2.0**-130], dtype="<f4")

@@ -125,6 +125,9 @@ write("safetensors/wrong_dtype.safetensors", safetensors(
 write("safetensors/wrong_shape.safetensors", safetensors(
     {"a.jpg": {"dtype": "F32", "shape": [2, 4], "data_offsets": [0, 32]},
      "b.jpg": {"dtype": "F32", "shape": [8], "data_offsets": [32, 64]}}, two))
+nan = bytearray(two)
+nan[40:44] = struct.pack("<f", float("nan"))  # b.jpg's second value
+write("safetensors/non_finite.safetensors", safetensors(ok_header, bytes(nan)))
 # Hand-written header text: a Python dict cannot hold a key twice.
 write("safetensors/duplicate_names.safetensors", safetensors(
     b'{"a.jpg":{"dtype":"F32","shape":[8],"data_offsets":[0,32]},'
