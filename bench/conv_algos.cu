@@ -1,5 +1,5 @@
 // conv_algos: which cuDNN algorithm each convolution of ResNet50 should use, measured. For every
-// class of bench/conv_classes.h at batch 32, in FP32 (FMA math, no TF32), NHWC (the engine's
+// class of bench/conv_classes.h at each batch size given (default 32), in FP32 (FMA math, no TF32), NHWC (the engine's
 // layout) and NCHW (PyTorch's faster one on the GPU): every forward algorithm cuDNN accepts,
 // as the fused call the engine makes (cudnnConvolutionBiasActivationForward with the class's
 // bias, residual and ReLU) and as the plain convolution (cudnnConvolutionForward, whose
@@ -7,7 +7,7 @@
 // events after 2 warm-ups; "engine" is what kernels/conv2d.cu's heuristic plan runs (the first
 // algorithm in cuDNN's ranking whose fused call succeeds, else the first plain one).
 //
-//   build/bench/conv_algos > conv-algos.md        # markdown; needs a GPU
+//   build/bench/conv_algos 32 1 > conv-algos.md        # markdown; needs a GPU
 //
 // It allocates with cudaMalloc directly: it measures cuDNN, not the engine's pool.
 #include <cuda_runtime.h>
@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -24,7 +25,6 @@
 namespace caption::bench {
 namespace {
 
-constexpr int kBatch = 32;
 constexpr size_t kMaxWorkspace = size_t(1) << 30;     // what this sweep lets an algorithm use
 constexpr size_t kEngineWorkspace = size_t(256) << 20;  // what kernels/conv2d.cu lets it use
 const char* kAlgoNames[] = {"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT",
@@ -173,7 +173,7 @@ void sweep(cudnnHandle_t dnn, const ConvClass& c, cudnnTensorFormat_t format, co
       if (t >= 0) engine.us = t, engine.algo = a, engine_kind = try_fused ? "fused" : "plain";
     }
   const double gflop = 2.0 * double(out) * s.C * s.R * s.S * 1e-9;
-  std::printf("| %s | %s | %.2f | %s %s | %s | %s |\n", c.name.c_str(), layout, gflop,
+  std::printf("| %s | %d | %s | %.2f | %s %s | %s | %s |\n", c.name.c_str(), s.N, layout, gflop,
               cell(engine.us, engine.algo).c_str(), engine_kind.c_str(), cell(fused.us, fused.algo).c_str(),
               cell(plain.us, plain.algo).c_str());
 }
@@ -181,8 +181,18 @@ void sweep(cudnnHandle_t dnn, const ConvClass& c, cudnnTensorFormat_t format, co
 }  // namespace
 }  // namespace caption::bench
 
-int main() {
+int main(int argc, char** argv) {
   using namespace caption::bench;
+  std::vector<int> batches;
+  for (int i = 1; i < argc; ++i) {
+    const int b = std::atoi(argv[i]);
+    if (b < 1) {
+      std::fprintf(stderr, "usage: conv_algos [BATCH...]  (default 32)\n");
+      return 2;
+    }
+    batches.push_back(b);
+  }
+  if (batches.empty()) batches.push_back(32);
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     std::fprintf(stderr, "conv_algos: no CUDA device\n");
@@ -193,17 +203,18 @@ int main() {
     CUDA_CHECK_THROW(cudaGetDeviceProperties(&prop, 0));
     cudnnHandle_t dnn;
     CUDNN_CHECK_THROW(cudnnCreate(&dnn));
-    std::printf("cuDNN %zu on %s, batch %d, FP32 (FMA math), median of 10 calls, µs (algorithm); "
-                "plain = the convolution alone, without the bias/residual/ReLU pass it would need\n\n",
-                cudnnGetVersion(), prop.name, kBatch);
-    std::printf("| conv | layout | GFLOP | engine (heuristic) | fastest fused | fastest plain |\n");
-    std::printf("| --- | --- | --- | --- | --- | --- |\n");
-    for (ConvClass c : conv_classes()) {
-      c.shape.N = kBatch;
-      sweep(dnn, c, CUDNN_TENSOR_NHWC, "NHWC");
-      sweep(dnn, c, CUDNN_TENSOR_NCHW, "NCHW");
-      std::fflush(stdout);
-    }
+    std::printf("cuDNN %zu on %s, FP32 (FMA math), median of 10 calls, µs (algorithm); plain = the "
+                "convolution alone, without the bias/residual/ReLU pass it would need\n\n",
+                cudnnGetVersion(), prop.name);
+    std::printf("| conv | batch | layout | GFLOP | engine (heuristic) | fastest fused | fastest plain |\n");
+    std::printf("| --- | --- | --- | --- | --- | --- | --- |\n");
+    for (int batch : batches)
+      for (ConvClass c : conv_classes()) {
+        c.shape.N = batch;
+        sweep(dnn, c, CUDNN_TENSOR_NHWC, "NHWC");
+        sweep(dnn, c, CUDNN_TENSOR_NCHW, "NCHW");
+        std::fflush(stdout);
+      }
     cudnnDestroy(dnn);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "conv_algos: %s\n", e.what());

@@ -270,7 +270,8 @@ fi
 # NHWC and NCHW, fused and plain. Last: it only informs the next change.
 ALGOS="(not run)"
 if ((BUILT && HAVE_GPU)) && [[ -x $BUILD/bench/conv_algos ]] && want algos; then
-  CAPTURE=$OUT/conv-algos.md step "conv_algos" 60 "$BUILD/bench/conv_algos"
+  # Batch 32 (what the encoder runs) first, then 1 (one photo, where the engine was 0.42x).
+  CAPTURE=$OUT/conv-algos.md step "conv_algos" 75 "$BUILD/bench/conv_algos" 32 1
   ALGOS="$OUT/conv-algos.md"
 else
   skip "conv_algos" "$( ((BUILT && HAVE_GPU)) && echo "not in GPU_CHECK_ONLY" || echo "no GPU, or not built")"
