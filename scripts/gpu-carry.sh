@@ -5,7 +5,7 @@
 #    shared libraries and CMake package files, in a /usr-like tree; and OpenCV core, imgproc and
 #    imgcodecs built by scripts/build-opencv.sh from Debian's source, with the JPEG and WebP
 #    libraries they load (Debian's own imgcodecs links GDAL, far too much to carry);
-#  - with --images[=N], shared/data/flickr8k: the first N (default 256) test-split images, the
+#  - with --images[=N], shared/data/flickr8k: the first N (default 512) test-split images, the
 #    20 originals and their 224px copies, and the split file cut to match, for compare.py's
 #    pipeline rows and the image-loader tests, and those images' reference features (the whole
 #    file is 17 MB) for its decode rows. The tests find shared/ through CAPTION_SHARED_DIR;
@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 images=0
 for a in "$@"; do
   case $a in
-    --images) images=256 ;;
+    --images) images=512 ;;
     --images=[0-9]*) images=${a#--images=} ;;
     *) echo "usage: scripts/gpu-carry.sh [--images[=N]]" >&2; exit 2 ;;
   esac

@@ -16,9 +16,8 @@
 # The table's end-to-end rows (compare.py --pipeline: `caption describe` vs a PyTorch pipeline
 # on up to 512 test images and the 20 originals) need Flickr8k images there, and ../shared does
 # not travel: `scripts/gpu-carry.sh --images` puts a slice of it under .carry/shared/data/flickr8k
-# (git-ignored; 256 images by default, so that everything carried stays under 64 MiB), beside the
-# ResNet-50 weights that the CUDA ResNet-50 test reads. Without it those rows are skipped with a
-# note. The tests read .carry/shared through CAPTION_SHARED_DIR when there is no ../shared.
+# (git-ignored; 512 images by default: with the tracked files, what travels stays under 64 MiB).
+# Without it those rows are skipped with a note. The tests read .carry/shared through CAPTION_SHARED_DIR when there is no ../shared.
 #
 # Image decoding (the image tests, `caption describe`) needs OpenCV: gpu-carry.sh carries one
 # built from Debian's source, and an older deps.tar.gz without it builds without images.
