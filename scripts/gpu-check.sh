@@ -17,7 +17,8 @@
 # on up to 512 test images and the 20 originals) need Flickr8k images there, and ../shared does
 # not travel: `scripts/gpu-carry.sh --images` puts a slice of it under .carry/shared/data/flickr8k
 # (git-ignored; 512 images by default: with the tracked files, what travels stays under 64 MiB).
-# Without it those rows are skipped with a note. The tests read .carry/shared through CAPTION_SHARED_DIR when there is no ../shared.
+# Without it those rows are skipped with a note. The tests read .carry/shared through
+# CAPTION_SHARED_DIR when there is no ../shared.
 #
 # Image decoding (the image tests, `caption describe`) needs OpenCV: gpu-carry.sh carries one
 # built from Debian's source, and an older deps.tar.gz without it builds without images.
@@ -193,7 +194,10 @@ BUILT=0
 if step "configure" 120 cmake "${cfg[@]}" "${CMAKE_EXTRA[@]}"; then
   grep -E '^(BLAS_[a-z]+_LIBRARY|CBLAS_INCLUDE_DIR|PNG_LIBRARY_RELEASE|CUDNN_LIBRARY|CUDA_cublas_LIBRARY|benchmark_DIR|nlohmann_json_DIR|CLI11_DIR|OpenCV_DIR|CAPTION_CUDA|CAPTION_HAS_OPENCV)[:=]' \
     "$BUILD/CMakeCache.txt"
-  step "build" 300 cmake --build "$BUILD" -j "$(nproc)" && BUILT=1
+  # Keep going past a failed file, so that one call shows every compile error.
+  keep_going=(-k)
+  [[ $GEN == Ninja ]] && keep_going=(-k 0)
+  step "build" 300 cmake --build "$BUILD" -j "$(nproc)" -- "${keep_going[@]}" && BUILT=1
   ((BUILT)) && "$BUILD/caption" --version  # what the binary was built with and the device it sees
 else
   skip "build" "configure failed"
