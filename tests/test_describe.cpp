@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <thread>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -188,16 +187,21 @@ TEST(Describe, MaxPixelsRefusesLargerImages) {
 }
 
 // Peak resident memory of a describe run (children's maxrss after it ends).
-long peak_rss_kb(const std::vector<std::string>& args) {
-  std::vector<char*> argv;
+// Peak resident size of a child running args, with this process's environment plus `env`
+// ("NAME=value" entries, which win over inherited ones of the same name).
+long peak_rss_kb(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+  std::vector<char*> argv, envp;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  for (char** e = environ; *e; ++e) envp.push_back(*e);  // getenv takes the first match
+  envp.push_back(nullptr);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
   pid_t pid;
-  EXPECT_EQ(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ), 0);
+  EXPECT_EQ(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data()), 0);
   posix_spawn_file_actions_destroy(&fa);
   int status = 0;
   struct rusage ru {};
@@ -232,13 +236,12 @@ TEST(Describe, MemoryStaysFlatOnLargeJobs) {
   test::write_bytes(dir.path("large.txt"), list);
   auto rss = [&](const std::string& list_file) {
     return peak_rss_kb({CAPTION_BINARY, "describe", "--model", dir.path("model"), "--device", "cpu", "--batch", "50",
-                        "--threads", "2", "@" + dir.path(list_file), "--output", dir.path("out.jsonl")});
+                        "--threads", "2", "@" + dir.path(list_file), "--output", dir.path("out.jsonl")},
+                       {"OMP_NUM_THREADS=2", "OPENBLAS_NUM_THREADS=2"});
   };
   // Two decode and two compute threads in both jobs: each thread's malloc arena keeps its own
   // high-water mark, so on a many-core machine the longer job, which wakes more threads, peaked
   // 5 MB higher (16 cores) without holding more data.
-  setenv("OMP_NUM_THREADS", "2", 1);
-  setenv("OPENBLAS_NUM_THREADS", "2", 1);
   const long small = rss("small.txt"), large = rss("large.txt");
   EXPECT_EQ(lines(test::read_bytes(dir.path("out.jsonl"))).size(), 2000u);
   EXPECT_LT(large - small, 4 * 1024) << "peak RSS " << small << " KB for 100 images, " << large << " KB for 2000";
