@@ -103,8 +103,9 @@ cudnnStatus_t run(const Exec& ex, const Plan& plan, const ConvShape& s, const fl
   PoolBuffer<char> ws(*ex.pool, plan.workspace, ex.stream);
   const float one = 1.f, zero = 0.f;
   if (plan.fused) {
-    // Without a residual, z is y itself scaled by alpha2 = 0. cuDNN still reads z (compute-sanitizer
-    // initcheck saw a layout conversion of it on an H200) and 0 * NaN is NaN, so y is zeroed first.
+    // Without a residual, z is y itself scaled by alpha2 = 0. cuDNN still reads z (on an H200,
+    // compute-sanitizer initcheck saw it convert the layout of a tensor nothing had written, and
+    // z is the only such input), and 0 * NaN is NaN, so y is zeroed first.
     const float alpha2 = p.residual ? 1.f : 0.f;
     if (!p.residual)
       CUDA_CHECK_THROW(cudaMemsetAsync(y, 0, size_t(s.N) * s.P() * s.Q() * s.K * sizeof(float), ex.stream));
