@@ -208,7 +208,8 @@ def main():
     torch.manual_seed(0)
     timer = Timer(dev, args.min_time)
     results = {}
-    groups = [(token_ops, (B, T)) for B, T in SHAPES] + [(batch_ops, (B,)) for B in BATCHES] + [(param_ops, (large,)) for large in (False, True)]
+    groups = ([(token_ops, (B, T)) for B, T in SHAPES] + [(batch_ops, (B,)) for B in BATCHES]
+              + [(param_ops, (large,)) for large in (False, True)])
     for fn, args_ in groups:
         try:
             results.update({k: v for k, v in fn(dev, timer, *args_).items() if v is not None})

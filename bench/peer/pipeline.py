@@ -31,6 +31,7 @@ import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 import torch_captioner as tc  # noqa: E402
+from kernels import torch_device  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -92,13 +93,10 @@ def main():
     workers = args.threads if args.workers is None else args.workers
     if args.dtype == "bf16" and args.device != "cuda":
         raise SystemExit("pipeline.py: --dtype bf16 is for --device cuda")
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("pipeline.py: --device cuda but torch sees no CUDA device")
+    device = torch_device(args.device, args.threads)  # plain FP32 (no TF32), as the engine
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise SystemExit("pipeline.py: --device cuda but torch sees no CUDA device")
-        torch.backends.cudnn.allow_tf32 = False  # plain FP32, as the engine
-        torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.benchmark = False  # shapes vary (a short last batch); no autotuning inside the timing
     paths = expand_inputs(args.inputs)
     if not paths:

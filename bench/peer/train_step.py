@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+from kernels import torch_device  # noqa: E402
 from torch_captioner import Decoder  # noqa: E402  (the merge decoder of the model contract)
 
 MASK = (1 << 64) - 1
@@ -128,15 +129,10 @@ def main():
     ap.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
     args = ap.parse_args()
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise SystemExit("train_step.py: --device cuda but torch sees no CUDA device")
-        # Same arithmetic as the engine: FP32, no TF32 (PyTorch lets cuDNN use TF32 by default).
-        torch.backends.cudnn.allow_tf32 = args.tf32
-        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("train_step.py: --device cuda but torch sees no CUDA device")
+    # Same arithmetic as the engine: FP32, no TF32 (PyTorch lets cuDNN use TF32 by default).
+    device = torch_device(args.device, args.threads, args.tf32)
     results = []
     for B in args.batch:
         for T in args.T:
