@@ -1,7 +1,9 @@
 // The ResNet50 encoder from uint8 images to features (preprocessing, every convolution,
 // pooling, transfers), at batch 1, 32 and 256 for the 4-stage C4 trunk of the default model
 // and the full 5-stage network, on the CPU and, when a device answers, on CUDA (FP32 and
-// TF32). Weights are random: speed does not depend on their values.
+// TF32, NHWC with cuDNN's heuristic algorithm choice, the defaults; for the C4 trunk in FP32
+// also the other layout and timed algorithm choice: "fp32-nchw", "fp32-timed", "fp32-nchw-timed").
+// Weights are random: speed does not depend on their values.
 // Counters: images_per_s and flop_per_s (multiply-adds x2 of the convolutions).
 #include <benchmark/benchmark.h>
 
@@ -9,6 +11,8 @@
 
 #include <random>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "model/resnet50.h"
 
@@ -54,7 +58,7 @@ double conv_flops(int stages, bool stride_in_1x1) {
   return f;
 }
 
-void encode(benchmark::State& st, Device d, int stages, int B, bool tf32) {
+void encode(benchmark::State& st, Device d, int stages, int B, const EncoderOptions& options) {
   static Context* ctx[2] = {nullptr, nullptr};
   auto*& c = ctx[d == Device::CUDA];
   if (!c) c = new Context(d);  // lives for the process: its cuDNN plans and pool stay warm
@@ -62,7 +66,7 @@ void encode(benchmark::State& st, Device d, int stages, int B, bool tf32) {
   cfg.stages = stages;
   cfg.stride_in_1x1 = stages == 4;  // the default model's MSRA trunk; torchvision v1.5 otherwise
   cfg.preprocess = stages == 4 ? Normalization::Caffe : Normalization::Torch;
-  ResNet50 net(*c, cfg, random_weights(stages), "random", tf32);
+  ResNet50 net(*c, cfg, random_weights(stages), "random", options);
   std::vector<uint8_t> images(size_t(B) * 224 * 224 * 3);
   std::mt19937 rng(1);
   for (auto& p : images) p = uint8_t(rng());
@@ -75,13 +79,24 @@ void encode(benchmark::State& st, Device d, int stages, int B, bool tf32) {
 }
 
 void register_all(Device d) {
+  std::vector<std::pair<std::string, EncoderOptions>> modes = {{"fp32", {}}};
+  if (d == Device::CUDA) {
+    modes.push_back({"tf32", {true}});
+    for (auto layout : {Layout::NHWC, Layout::NCHW})
+      for (auto search : {ConvSearch::Heuristic, ConvSearch::Timed}) {
+        if (layout == Layout::NHWC && search == ConvSearch::Heuristic) continue;  // "fp32"
+        const std::string name = std::string("fp32") + (layout == Layout::NCHW ? "-nchw" : "") +
+                                 (search == ConvSearch::Timed ? "-timed" : "");
+        modes.push_back({name, {false, layout, search}});
+      }
+  }
   for (int stages : {4, 5})
     for (int B : {1, 32, 256})
-      for (bool tf32 : {false, true}) {
-        if (tf32 && d == Device::CPU) continue;
+      for (const auto& [mode, options] : modes) {
+        if (stages == 5 && mode != "fp32" && mode != "tf32") continue;
         std::string name = std::string("encoder/") + device_name(d) + "/stages:" + std::to_string(stages) +
-                           "/B:" + std::to_string(B) + (tf32 ? "/tf32" : "/fp32");
-        benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { encode(st, d, stages, B, tf32); })
+                           "/B:" + std::to_string(B) + "/" + mode;
+        benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { encode(st, d, stages, B, options); })
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
       }

@@ -4,12 +4,12 @@
 // as the fused call the engine makes (cudnnConvolutionBiasActivationForward with the class's
 // bias, residual and ReLU) and as the plain convolution (cudnnConvolutionForward, whose
 // epilogue the engine would add as one more pass), each the median of 10 calls timed with
-// events after 2 warm-ups; "engine" is what kernels/conv2d.cu's heuristic plan runs (the first
-// algorithm in cuDNN's ranking whose fused call succeeds, else the first plain one).
+// events after 2 warm-ups; beside them the engine's own conv2d calls with the algorithm its
+// heuristic and its timed search choose (kernels/conv2d.h), and which one each chose.
 //
 //   build/bench/conv_algos 32 1 > conv-algos.md        # markdown; needs a GPU
 //
-// It allocates with cudaMalloc directly: it measures cuDNN, not the engine's pool.
+// The sweep allocates with cudaMalloc directly: it measures cuDNN, not the engine's pool.
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
@@ -20,13 +20,13 @@
 #include <vector>
 
 #include "bench/conv_classes.h"
+#include "runtime/context.h"
 #include "runtime/cuda_check.h"
 
 namespace caption::bench {
 namespace {
 
-constexpr size_t kMaxWorkspace = size_t(1) << 30;     // what this sweep lets an algorithm use
-constexpr size_t kEngineWorkspace = size_t(256) << 20;  // what kernels/conv2d.cu lets it use
+constexpr size_t kMaxWorkspace = size_t(1) << 30;  // what this sweep lets an algorithm use
 const char* kAlgoNames[] = {"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT",
                             "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
 
@@ -126,62 +126,53 @@ struct Timed {
   }
 };
 
-void sweep(cudnnHandle_t dnn, const ConvClass& c, cudnnTensorFormat_t format, const char* layout) {
+void sweep(const Exec& ex, const ConvClass& c, Layout layout) {
   const ConvShape& s = c.shape;
   const size_t out = size_t(s.N) * s.P() * s.Q() * s.K;
   DeviceBuffer x(size_t(s.N) * s.H * s.W * s.C, 1), w(size_t(s.K) * s.C * s.R * s.S, 2), bias(s.K, 3),
       y(out, 4), z(out, 5), ws(kMaxWorkspace / sizeof(float), 6);
-  Descriptors d(c, format);
+  Descriptors d(c, layout == Layout::NCHW ? CUDNN_TENSOR_NCHW : CUDNN_TENSOR_NHWC);
   const float one = 1.f, zero = 0.f, alpha2 = c.residual ? 1.f : 0.f;
-  cudaStream_t stream = nullptr;
-  CUDNN_CHECK_THROW(cudnnGetStream(dnn, &stream));
+  cudnnHandle_t dnn = ex.dnn;
+  cudaStream_t stream = ex.stream;
 
-  double fused_us[CUDNN_CONVOLUTION_FWD_ALGO_COUNT], plain_us[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-  size_t ws_bytes[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
   Timed fused, plain;
   for (int a = 0; a < CUDNN_CONVOLUTION_FWD_ALGO_COUNT; ++a) {
     const auto algo = cudnnConvolutionFwdAlgo_t(a);
-    size_t& bytes = ws_bytes[a] = 0;
-    fused_us[a] = plain_us[a] = -1;
+    size_t bytes = 0;
     if (cudnnGetConvolutionForwardWorkspaceSize(dnn, d.x, d.w, d.conv, d.y, algo, &bytes) != CUDNN_STATUS_SUCCESS ||
         bytes > kMaxWorkspace)
       continue;
-    fused_us[a] = median_us(stream, [&] {
+    fused.keep_faster(median_us(stream, [&] {
       return cudnnConvolutionBiasActivationForward(dnn, &one, d.x, x.p, d.w, w.p, d.conv, algo, ws.p, bytes, &alpha2,
                                                    d.y, z.p, d.bias, bias.p, d.act, d.y, y.p);
-    });
-    plain_us[a] = median_us(stream, [&] {
+    }), a);
+    plain.keep_faster(median_us(stream, [&] {
       return cudnnConvolutionForward(dnn, &one, d.x, x.p, d.w, w.p, d.conv, algo, ws.p, bytes, &zero, d.y, y.p);
-    });
-    fused.keep_faster(fused_us[a], a);
-    plain.keep_faster(plain_us[a], a);
+    }), a);
   }
-  // The engine's pick (kernels/conv2d.cu, make_plan): cuDNN's heuristic ranking, fused calls
-  // first (only IMPLICIT_PRECOMP_GEMM without a ReLU), workspace up to 256 MB.
-  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-  int count = 0;
-  CUDNN_CHECK_THROW(cudnnGetConvolutionForwardAlgorithm_v7(dnn, d.x, d.w, d.conv, d.y,
-                                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
-  Timed engine;
-  std::string engine_kind;
-  for (bool try_fused : {true, false})
-    for (int i = 0; i < count && engine.algo < 0; ++i) {
-      const int a = perf[i].algo;
-      if (perf[i].status != CUDNN_STATUS_SUCCESS || ws_bytes[a] > kEngineWorkspace) continue;
-      if (try_fused && !c.relu && a != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) continue;
-      const double t = try_fused ? fused_us[a] : plain_us[a];
-      if (t >= 0) engine.us = t, engine.algo = a, engine_kind = try_fused ? "fused" : "plain";
-    }
+  // The engine's own calls (kernels/conv2d.cu), with each way it can choose, and what it chose.
+  std::string engine[2];
+  for (ConvSearch search : {ConvSearch::Heuristic, ConvSearch::Timed}) {
+    const ConvParams p{w.p, bias.p, c.residual ? z.p : nullptr, c.relu, false, layout, search};
+    const double t = median_us(ex.stream, [&] {
+      conv2d(ex, s, x.p, p, y.p);
+      return CUDNN_STATUS_SUCCESS;
+    });
+    const auto choice = cuda::conv2d_choice(s, p);
+    engine[search == ConvSearch::Timed] =
+        choice ? cell(t, choice->algo) + (choice->fused ? " fused" : " plain") : std::string("n/a");
+  }
   const double gflop = 2.0 * double(out) * s.C * s.R * s.S * 1e-9;
-  std::printf("| %s | %d | %s | %.2f | %s %s | %s | %s |\n", c.name.c_str(), s.N, layout, gflop,
-              cell(engine.us, engine.algo).c_str(), engine_kind.c_str(), cell(fused.us, fused.algo).c_str(),
-              cell(plain.us, plain.algo).c_str());
+  std::printf("| %s | %d | %s | %.2f | %s | %s | %s | %s |\n", c.name.c_str(), s.N, layout_name(layout), gflop,
+              engine[0].c_str(), engine[1].c_str(), cell(fused.us, fused.algo).c_str(), cell(plain.us, plain.algo).c_str());
 }
 
 }  // namespace
 }  // namespace caption::bench
 
 int main(int argc, char** argv) {
+  using namespace caption;
   using namespace caption::bench;
   std::vector<int> batches;
   for (int i = 1; i < argc; ++i) {
@@ -201,21 +192,19 @@ int main(int argc, char** argv) {
   try {
     cudaDeviceProp prop{};
     CUDA_CHECK_THROW(cudaGetDeviceProperties(&prop, 0));
-    cudnnHandle_t dnn;
-    CUDNN_CHECK_THROW(cudnnCreate(&dnn));
+    Context ctx(Device::CUDA);
     std::printf("cuDNN %zu on %s, FP32 (FMA math), median of 10 calls, µs (algorithm); plain = the "
-                "convolution alone, without the bias/residual/ReLU pass it would need\n\n",
+                "convolution alone, without the bias/residual/ReLU pass it would need; engine = "
+                "kernels/conv2d.cu's call with its heuristic or timed choice, epilogue included\n\n",
                 cudnnGetVersion(), prop.name);
-    std::printf("| conv | batch | layout | GFLOP | engine (heuristic) | fastest fused | fastest plain |\n");
-    std::printf("| --- | --- | --- | --- | --- | --- | --- |\n");
+    std::printf("| conv | batch | layout | GFLOP | engine heuristic | engine timed | fastest fused | fastest plain |\n");
+    std::printf("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for (int batch : batches)
       for (ConvClass c : conv_classes()) {
         c.shape.N = batch;
-        sweep(dnn, c, CUDNN_TENSOR_NHWC, "NHWC");
-        sweep(dnn, c, CUDNN_TENSOR_NCHW, "NCHW");
+        for (Layout layout : {Layout::NHWC, Layout::NCHW}) sweep(ctx.exec(), c, layout);
         std::fflush(stdout);
       }
-    cudnnDestroy(dnn);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "conv_algos: %s\n", e.what());
     return 1;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 #include "kernels/gemm.h"
@@ -71,6 +72,7 @@ void epilogue(const ConvParams& p, int64_t rows, int K, const float* res, float*
 void conv2d(const ConvShape& s, const float* x, const ConvParams& p, float* y) {
   const int64_t M = int64_t(s.N) * s.P() * s.Q();
   const int K = s.K, KD = s.R * s.S * s.C;
+  if (p.layout != Layout::NHWC) throw std::invalid_argument("conv2d: the CPU reference is NHWC only");
   if (M <= 0 || K <= 0) return;
   const bool direct = s.R == 1 && s.S == 1 && s.stride == 1 && s.pad == 0;
   int64_t chunk = std::min(M, kChunkRows);

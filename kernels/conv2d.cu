@@ -4,8 +4,10 @@
 #include <memory>
 #include <mutex>
 #include <tuple>
+#include <vector>
 
 #include "kernels/conv2d.h"
+#include "runtime/context.h"
 #include "runtime/cuda_check.h"
 #include "runtime/memory_pool.h"
 
@@ -15,65 +17,77 @@ namespace {
 
 // Algorithms asking for more scratch than this are passed over (FFT variants on large images).
 constexpr size_t kMaxWorkspace = size_t(256) << 20;
+// Timed search: each candidate's time is the fastest of this many calls after one warm-up.
+constexpr int kTimedCalls = 3;
+
+__device__ inline float add(float a, float b) { return a + b; }
+__device__ inline float4 add(float4 a, float4 b) { return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w); }
+__device__ inline float relu(float a) { return fmaxf(a, 0.f); }
+__device__ inline float4 relu(float4 a) { return make_float4(relu(a.x), relu(a.y), relu(a.z), relu(a.w)); }
+template <class Vec>
+__device__ inline Vec splat(float b) {
+  if constexpr (sizeof(Vec) == sizeof(float4)) return make_float4(b, b, b, b);
+  else return b;
+}
 
 // y = act(y + bias [+ residual]): our epilogue after cudnnConvolutionForward when cuDNN has no fused
-// kernel for the case. Vec = float4 when K is a multiple of 4 and the pointers are 16-byte aligned.
-template <class Vec, bool kResidual, bool kRelu>
-__global__ void bias_act_kernel(Vec* y, const Vec* bias, const Vec* res, size_t total, int Kv) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total; i += size_t(gridDim.x) * blockDim.x) {
-    Vec v = y[i];
-    const Vec b = bias[i % Kv];
-    if constexpr (sizeof(Vec) == sizeof(float4)) {
-      v.x += b.x, v.y += b.y, v.z += b.z, v.w += b.w;
-      if constexpr (kResidual) {
-        const Vec r = res[i];
-        v.x += r.x, v.y += r.y, v.z += r.z, v.w += r.w;
-      }
-      if constexpr (kRelu) v = make_float4(fmaxf(v.x, 0.f), fmaxf(v.y, 0.f), fmaxf(v.z, 0.f), fmaxf(v.w, 0.f));
-    } else {
-      v += b;
-      if constexpr (kResidual) v += res[i];
-      if constexpr (kRelu) v = fmaxf(v, 0.f);
-    }
+// kernel for the case, over `n` Vecs (float4 where the layout's innermost run allows). NHWC: the
+// channel is the innermost index, so a float4 covers 4 channels (K % 4 == 0). NCHW: a float4
+// covers 4 pixels of one channel (P*Q % 4 == 0); `plane` is P*Q in Vecs.
+template <class Vec, Layout kLayout, bool kResidual, bool kRelu>
+__global__ void bias_act_kernel(Vec* y, const float* bias, const Vec* res, size_t n, int K, int plane) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    Vec b;
+    if constexpr (kLayout == Layout::NCHW) b = splat<Vec>(bias[(i / plane) % K]);
+    else b = reinterpret_cast<const Vec*>(bias)[i % (K * sizeof(float) / sizeof(Vec))];
+    Vec v = add(y[i], b);
+    if constexpr (kResidual) v = add(v, res[i]);
+    if constexpr (kRelu) v = relu(v);
     y[i] = v;
   }
 }
 
-template <class Vec>
-void launch_bias_act(const Exec& ex, float* y, const float* bias, const float* res, bool relu, size_t total, int K) {
+template <class Vec, Layout kLayout>
+void launch_bias_act(const Exec& ex, float* y, const ConvParams& p, size_t total, int K, int plane) {
   const int per = int(sizeof(Vec) / sizeof(float));
   const size_t n = total / per;
   const int threads = 256;
   const int blocks = int(std::min<size_t>((n + threads - 1) / threads, 65536));
   auto* yv = reinterpret_cast<Vec*>(y);
-  auto* bv = reinterpret_cast<const Vec*>(bias);
-  auto* rv = reinterpret_cast<const Vec*>(res);
-  if (res && relu) bias_act_kernel<Vec, true, true><<<blocks, threads, 0, ex.stream>>>(yv, bv, rv, n, K / per);
-  else if (res) bias_act_kernel<Vec, true, false><<<blocks, threads, 0, ex.stream>>>(yv, bv, rv, n, K / per);
-  else if (relu) bias_act_kernel<Vec, false, true><<<blocks, threads, 0, ex.stream>>>(yv, bv, rv, n, K / per);
-  else bias_act_kernel<Vec, false, false><<<blocks, threads, 0, ex.stream>>>(yv, bv, rv, n, K / per);
+  auto* rv = reinterpret_cast<const Vec*>(p.residual);
+  const float* bias = p.bias;
+  plane /= per;
+  auto go = [&](auto kernel) { kernel<<<blocks, threads, 0, ex.stream>>>(yv, bias, rv, n, K, plane); };
+  if (rv && p.relu) go(bias_act_kernel<Vec, kLayout, true, true>);
+  else if (rv) go(bias_act_kernel<Vec, kLayout, true, false>);
+  else if (p.relu) go(bias_act_kernel<Vec, kLayout, false, true>);
+  else go(bias_act_kernel<Vec, kLayout, false, false>);
   CUDA_CHECK_LAUNCH();
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-void bias_act(const Exec& ex, float* y, const float* bias, const float* res, bool relu, size_t total, int K) {
-  if (K % 4 == 0 && aligned16(y) && aligned16(bias) && (!res || aligned16(res)))
-    launch_bias_act<float4>(ex, y, bias, res, relu, total, K);
-  else
-    launch_bias_act<float>(ex, y, bias, res, relu, total, K);
+void bias_act(const Exec& ex, const ConvShape& s, const ConvParams& p, float* y) {
+  const size_t total = size_t(s.N) * s.P() * s.Q() * s.K;
+  const int plane = s.P() * s.Q();
+  const bool vec = aligned16(y) && (!p.residual || aligned16(p.residual));
+  if (p.layout == Layout::NCHW) {
+    if (vec && plane % 4 == 0) launch_bias_act<float4, Layout::NCHW>(ex, y, p, total, s.K, plane);
+    else launch_bias_act<float, Layout::NCHW>(ex, y, p, total, s.K, plane);
+  } else {
+    if (vec && s.K % 4 == 0 && aligned16(p.bias)) launch_bias_act<float4, Layout::NHWC>(ex, y, p, total, s.K, plane);
+    else launch_bias_act<float, Layout::NHWC>(ex, y, p, total, s.K, plane);
+  }
 }
 
-// Everything cuDNN needs for one (shape, flags): descriptors, the chosen algorithm and its math
-// type (set on `conv`), its workspace size, and whether the fused bias+activation call runs it.
+// Everything cuDNN needs for one (shape, flags): descriptors, and the chosen algorithm with its
+// math type (set on `conv`), workspace size, and whether the fused bias+activation call runs it.
 struct Plan {
   cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
   cudnnActivationDescriptor_t act = nullptr;
-  cudnnConvolutionFwdAlgo_t algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
-  size_t workspace = 0;
-  bool fused = false;
+  ConvChoice choice{CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, false, 0};
 
   Plan() = default;
   Plan(const Plan&) = delete;
@@ -86,36 +100,49 @@ struct Plan {
     if (conv) cudnnDestroyConvolutionDescriptor(conv);
     if (act) cudnnDestroyActivationDescriptor(act);
   }
+  void choose(const ConvChoice& c, cudnnMathType_t math) {
+    choice = c;
+    CUDNN_CHECK_THROW(cudnnSetConvolutionMathType(conv, math));
+  }
 };
 
 struct Key {
   int device, N, H, W, C, K, R, S, stride, pad;
   bool relu, residual, tf32;
-  bool operator<(const Key& o) const {
-    return std::tie(device, N, H, W, C, K, R, S, stride, pad, relu, residual, tf32) <
-           std::tie(o.device, o.N, o.H, o.W, o.C, o.K, o.R, o.S, o.stride, o.pad, o.relu, o.residual, o.tf32);
-  }
+  Layout layout;
+  ConvSearch search;
+  auto tie() const { return std::tie(device, N, H, W, C, K, R, S, stride, pad, relu, residual, tf32, layout, search); }
+  bool operator<(const Key& o) const { return tie() < o.tie(); }
 };
+
+Key key_of(const ConvShape& s, const ConvParams& p) {
+  int device = 0;
+  CUDA_CHECK_THROW(cudaGetDevice(&device));
+  return Key{device, s.N, s.H, s.W, s.C, s.K, s.R, s.S, s.stride, s.pad, p.relu, p.residual != nullptr, p.tf32,
+             p.layout, p.search};
+}
 
 // One status: the fused call, or the plain convolution (whose success is followed by our epilogue).
 cudnnStatus_t run(const Exec& ex, const Plan& plan, const ConvShape& s, const float* x, const ConvParams& p,
                   float* y) {
-  PoolBuffer<char> ws(*ex.pool, plan.workspace, ex.stream);
+  const ConvChoice& c = plan.choice;
+  const auto algo = cudnnConvolutionFwdAlgo_t(c.algo);
+  PoolBuffer<char> ws(*ex.pool, c.workspace, ex.stream);
   const float one = 1.f, zero = 0.f;
-  if (plan.fused) {
+  if (c.fused) {
     // Without a residual, z is y itself scaled by alpha2 = 0. cuDNN still reads z (on an H200,
     // compute-sanitizer initcheck saw it convert the layout of a tensor nothing had written, and
     // z is the only such input), and 0 * NaN is NaN, so y is zeroed first.
     const float alpha2 = p.residual ? 1.f : 0.f;
     if (!p.residual)
       CUDA_CHECK_THROW(cudaMemsetAsync(y, 0, size_t(s.N) * s.P() * s.Q() * s.K * sizeof(float), ex.stream));
-    return cudnnConvolutionBiasActivationForward(ex.dnn, &one, plan.x, x, plan.w, p.w, plan.conv, plan.algo,
-                                                 ws.data(), plan.workspace, &alpha2, plan.y,
-                                                 p.residual ? p.residual : y, plan.bias, p.bias, plan.act, plan.y, y);
+    return cudnnConvolutionBiasActivationForward(ex.dnn, &one, plan.x, x, plan.w, p.w, plan.conv, algo, ws.data(),
+                                                 c.workspace, &alpha2, plan.y, p.residual ? p.residual : y,
+                                                 plan.bias, p.bias, plan.act, plan.y, y);
   }
-  const cudnnStatus_t st = cudnnConvolutionForward(ex.dnn, &one, plan.x, x, plan.w, p.w, plan.conv, plan.algo,
-                                                   ws.data(), plan.workspace, &zero, plan.y, y);
-  if (st == CUDNN_STATUS_SUCCESS) bias_act(ex, y, p.bias, p.residual, p.relu, size_t(s.N) * s.P() * s.Q() * s.K, s.K);
+  const cudnnStatus_t st = cudnnConvolutionForward(ex.dnn, &one, plan.x, x, plan.w, p.w, plan.conv, algo, ws.data(),
+                                                   c.workspace, &zero, plan.y, y);
+  if (st == CUDNN_STATUS_SUCCESS) bias_act(ex, s, p, y);
   return st;
 }
 
@@ -124,36 +151,42 @@ bool unsupported(cudnnStatus_t st) {
   return category == CUDNN_STATUS_NOT_SUPPORTED || category == CUDNN_STATUS_BAD_PARAM;
 }
 
-// Builds the plan and runs the convolution once with it. Candidates are cuDNN's heuristic ranking
-// (deterministic, unlike timing-based search, so a process always picks the same algorithm and
-// gives the same features); the first that cuDNN accepts wins, fused before unfused. cuDNN only
-// knows at call time whether the fused kernel exists for a case (identity activation, for one, is
-// IMPLICIT_PRECOMP_GEMM only), hence trying the real call.
-std::unique_ptr<Plan> make_plan(const Exec& ex, const ConvShape& s, const float* x, const ConvParams& p, float* y) {
-  auto plan = std::make_unique<Plan>();
-  CUDNN_CHECK_THROW(cudnnCreateTensorDescriptor(&plan->x));
-  CUDNN_CHECK_THROW(cudnnCreateTensorDescriptor(&plan->y));
-  CUDNN_CHECK_THROW(cudnnCreateTensorDescriptor(&plan->bias));
-  CUDNN_CHECK_THROW(cudnnCreateFilterDescriptor(&plan->w));
-  CUDNN_CHECK_THROW(cudnnCreateConvolutionDescriptor(&plan->conv));
-  CUDNN_CHECK_THROW(cudnnCreateActivationDescriptor(&plan->act));
-  CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(plan->x, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s.N, s.C, s.H, s.W));
-  CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(plan->y, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s.N, s.K, s.P(), s.Q()));
-  CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(plan->bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, s.K, 1, 1));
-  // The NHWC filter format is KRSC in memory.
-  CUDNN_CHECK_THROW(cudnnSetFilter4dDescriptor(plan->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, s.K, s.C, s.R, s.S));
-  CUDNN_CHECK_THROW(cudnnSetConvolution2dDescriptor(plan->conv, s.pad, s.pad, s.stride, s.stride, 1, 1,
+void describe(Plan& plan, const ConvShape& s, const ConvParams& p) {
+  CUDNN_CHECK_THROW(cudnnCreateTensorDescriptor(&plan.x));
+  CUDNN_CHECK_THROW(cudnnCreateTensorDescriptor(&plan.y));
+  CUDNN_CHECK_THROW(cudnnCreateTensorDescriptor(&plan.bias));
+  CUDNN_CHECK_THROW(cudnnCreateFilterDescriptor(&plan.w));
+  CUDNN_CHECK_THROW(cudnnCreateConvolutionDescriptor(&plan.conv));
+  CUDNN_CHECK_THROW(cudnnCreateActivationDescriptor(&plan.act));
+  const cudnnTensorFormat_t format = p.layout == Layout::NCHW ? CUDNN_TENSOR_NCHW : CUDNN_TENSOR_NHWC;
+  CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(plan.x, format, CUDNN_DATA_FLOAT, s.N, s.C, s.H, s.W));
+  CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(plan.y, format, CUDNN_DATA_FLOAT, s.N, s.K, s.P(), s.Q()));
+  CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(plan.bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, s.K, 1, 1));
+  // The filter format names the memory order: NHWC is KRSC, NCHW is KCRS.
+  CUDNN_CHECK_THROW(cudnnSetFilter4dDescriptor(plan.w, CUDNN_DATA_FLOAT, format, s.K, s.C, s.R, s.S));
+  CUDNN_CHECK_THROW(cudnnSetConvolution2dDescriptor(plan.conv, s.pad, s.pad, s.stride, s.stride, 1, 1,
                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
   CUDNN_CHECK_THROW(cudnnSetActivationDescriptor(
-      plan->act, p.relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY, CUDNN_NOT_PROPAGATE_NAN, 0.0));
-  // CUDNN_DEFAULT_MATH permits TF32 on Ampere and later; FMA math is the strict FP32 setting.
-  const cudnnMathType_t math = p.tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
-  CUDNN_CHECK_THROW(cudnnSetConvolutionMathType(plan->conv, math));
+      plan.act, p.relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+}
 
+struct Candidate {
+  ConvChoice choice;
+  cudnnMathType_t math;
+};
+
+// cuDNN's heuristic ranking, fused calls before plain ones: every (algorithm, call) that the
+// flags allow and whose workspace fits. cuDNN only knows at call time whether the fused kernel
+// exists for a case (identity activation, for one, is IMPLICIT_PRECOMP_GEMM only), so these are
+// candidates until a call succeeds.
+std::vector<Candidate> candidates(const Exec& ex, Plan& plan, const ConvParams& p) {
+  // CUDNN_DEFAULT_MATH permits TF32 on Ampere and later; FMA math is the strict FP32 setting.
+  CUDNN_CHECK_THROW(cudnnSetConvolutionMathType(plan.conv, p.tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
   cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
   int count = 0;
-  CUDNN_CHECK_THROW(cudnnGetConvolutionForwardAlgorithm_v7(ex.dnn, plan->x, plan->w, plan->conv, plan->y,
+  CUDNN_CHECK_THROW(cudnnGetConvolutionForwardAlgorithm_v7(ex.dnn, plan.x, plan.w, plan.conv, plan.y,
                                                            CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
+  std::vector<Candidate> out;
   for (bool fused : {true, false})
     for (int i = 0; i < count; ++i) {
       const cudnnConvolutionFwdAlgoPerf_t& c = perf[i];
@@ -161,32 +194,67 @@ std::unique_ptr<Plan> make_plan(const Exec& ex, const ConvShape& s, const float*
       const bool tensor_op = c.mathType == CUDNN_TENSOR_OP_MATH || c.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
       if (tensor_op && !p.tf32) continue;
       if (fused && !p.relu && c.algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) continue;
-      CUDNN_CHECK_THROW(cudnnSetConvolutionMathType(plan->conv, p.tf32 ? c.mathType : CUDNN_FMA_MATH));
+      const cudnnMathType_t math = p.tf32 ? c.mathType : CUDNN_FMA_MATH;
+      CUDNN_CHECK_THROW(cudnnSetConvolutionMathType(plan.conv, math));
       size_t bytes = 0;
-      cudnnStatus_t st =
-          cudnnGetConvolutionForwardWorkspaceSize(ex.dnn, plan->x, plan->w, plan->conv, plan->y, c.algo, &bytes);
+      const cudnnStatus_t st =
+          cudnnGetConvolutionForwardWorkspaceSize(ex.dnn, plan.x, plan.w, plan.conv, plan.y, c.algo, &bytes);
       if (unsupported(st) || (st == CUDNN_STATUS_SUCCESS && bytes > kMaxWorkspace)) continue;
       CUDNN_CHECK_THROW(st);
-      plan->algo = c.algo;
-      plan->workspace = bytes;
-      plan->fused = fused;
-      st = run(ex, *plan, s, x, p, y);
-      if (st == CUDNN_STATUS_SUCCESS) return plan;
-      if (!unsupported(st)) CUDNN_CHECK_THROW(st);
+      out.push_back({{int(c.algo), fused, bytes}, math});
     }
-  throw CudaError("conv2d: no cuDNN algorithm for this shape");
+  return out;
 }
+
+// Milliseconds of the fastest of kTimedCalls calls with the plan's current choice (the caller
+// has made the warm-up call).
+float fastest_ms(const Exec& ex, const Plan& plan, const ConvShape& s, const float* x, const ConvParams& p, float* y) {
+  Event start(Device::CUDA, true), stop(Device::CUDA, true);
+  float best = 0;
+  for (int i = 0; i < kTimedCalls; ++i) {
+    start.record(ex.stream);
+    CUDNN_CHECK_THROW(run(ex, plan, s, x, p, y));
+    stop.record(ex.stream);
+    stop.synchronize();
+    const float ms = stop.elapsed_ms_since(start);
+    if (i == 0 || ms < best) best = ms;
+  }
+  return best;
+}
+
+// Builds the plan and leaves y computed with it. Heuristic: the first candidate that runs wins.
+// Timed: every candidate that runs is timed and the fastest is run once more, last, so that y
+// is its result.
+std::unique_ptr<Plan> make_plan(const Exec& ex, const ConvShape& s, const float* x, const ConvParams& p, float* y) {
+  auto plan = std::make_unique<Plan>();
+  describe(*plan, s, p);
+  const Candidate* best = nullptr;
+  float best_ms = 0;
+  const std::vector<Candidate> all = candidates(ex, *plan, p);
+  for (const Candidate& c : all) {
+    plan->choose(c.choice, c.math);
+    const cudnnStatus_t st = run(ex, *plan, s, x, p, y);
+    if (unsupported(st)) continue;
+    CUDNN_CHECK_THROW(st);
+    if (p.search == ConvSearch::Heuristic) return plan;
+    const float ms = fastest_ms(ex, *plan, s, x, p, y);
+    if (!best || ms < best_ms) best = &c, best_ms = ms;
+  }
+  if (!best) throw CudaError("conv2d: no cuDNN algorithm for this shape");
+  plan->choose(best->choice, best->math);
+  CUDNN_CHECK_THROW(run(ex, *plan, s, x, p, y));
+  return plan;
+}
+
+std::mutex plans_mutex;
+std::map<Key, std::unique_ptr<Plan>> plans;  // process lifetime; descriptors are host objects
 
 }  // namespace
 
 void conv2d(const Exec& ex, const ConvShape& s, const float* x, const ConvParams& p, float* y) {
   if (size_t(s.N) * s.P() * s.Q() * s.K == 0) return;
-  static std::mutex mutex;
-  static std::map<Key, std::unique_ptr<Plan>> plans;  // process lifetime; descriptors are host objects
-  int device = 0;
-  CUDA_CHECK_THROW(cudaGetDevice(&device));
-  const Key key{device, s.N, s.H, s.W, s.C, s.K, s.R, s.S, s.stride, s.pad, p.relu, p.residual != nullptr, p.tf32};
-  std::unique_lock<std::mutex> lock(mutex);
+  const Key key = key_of(s, p);
+  std::unique_lock<std::mutex> lock(plans_mutex);
   auto it = plans.find(key);
   if (it == plans.end()) {  // the first call of a shape runs inside make_plan, under the lock
     plans.emplace(key, make_plan(ex, s, x, p, y));
@@ -195,6 +263,14 @@ void conv2d(const Exec& ex, const ConvShape& s, const float* x, const ConvParams
   const Plan& plan = *it->second;
   lock.unlock();  // plans are never erased or changed once built
   CUDNN_CHECK_THROW(run(ex, plan, s, x, p, y));
+}
+
+std::optional<ConvChoice> conv2d_choice(const ConvShape& s, const ConvParams& p) {
+  const Key key = key_of(s, p);
+  std::lock_guard<std::mutex> lock(plans_mutex);
+  auto it = plans.find(key);
+  if (it == plans.end()) return std::nullopt;
+  return it->second->choice;
 }
 
 }  // namespace caption::cuda

@@ -1,34 +1,55 @@
 #pragma once
-// 2-D convolution in inference form, NHWC: y = act(conv(x, w) + bias [+ residual]), the shape of
-// every ResNet50 layer once BatchNorm is folded into w and bias. CPU: im2col + OpenBLAS GEMM.
-// CUDA: cuDNN (cudnnConvolutionBiasActivationForward, the residual as its z input where
-// cuDNN allows), algorithm chosen once per shape and cached, workspace from the pool.
+// 2-D convolution in inference form: y = act(conv(x, w) + bias [+ residual]), the shape of every
+// ResNet50 layer once BatchNorm is folded into w and bias. CPU: NHWC, im2col + OpenBLAS GEMM.
+// CUDA: cuDNN (cudnnConvolutionBiasActivationForward, the residual as its z input where cuDNN
+// allows), NHWC or NCHW, algorithm chosen once per shape and cached, workspace from the pool.
+#include <cstddef>
+#include <optional>
+
+#include "kernels/layout.h"
 #include "runtime/exec.h"
 
 namespace caption {
 
 struct ConvShape {
-  int N, H, W, C;  // input [N,H,W,C]
+  int N, H, W, C;  // input: N images of H x W pixels, C channels
   int K, R, S;     // output channels, kernel height and width
   int stride, pad;
   int P() const { return (H + 2 * pad - R) / stride + 1; }  // output height
   int Q() const { return (W + 2 * pad - S) / stride + 1; }  // output width
 };
 
+// How CUDA picks a shape's algorithm on its first call. Heuristic: the first that works in
+// cuDNN's ranking (no timing, so every process picks the same one and computes the same bits).
+// Timed: every candidate runs, the fastest is kept (PyTorch's cudnn.benchmark); the first call
+// of each shape costs some milliseconds, and two processes may pick differently.
+enum class ConvSearch { Heuristic, Timed };
+
 struct ConvParams {
-  const float* w;         // [K,R,S,C] (KRSC: torchvision's OIHW transposed to OHWI)
+  const float* w;         // NHWC: [K,R,S,C] (torchvision's OIHW transposed to OHWI); NCHW: [K,C,R,S]
   const float* bias;      // [K]
-  const float* residual;  // [N,P,Q,K] added before the activation, or null
+  const float* residual;  // like y, added before the activation, or null
   bool relu;
-  bool tf32 = false;  // CUDA: allow TF32 tensor cores (default plain FP32)
+  bool tf32 = false;               // CUDA: allow TF32 tensor cores (default plain FP32)
+  Layout layout = Layout::NHWC;    // of x, y, residual and w; NCHW on CUDA only
+  ConvSearch search = ConvSearch::Heuristic;  // CUDA
 };
 
 namespace cpu {
-void conv2d(const ConvShape& s, const float* x, const ConvParams& p, float* y);
+void conv2d(const ConvShape& s, const float* x, const ConvParams& p, float* y);  // NHWC only
 }
 namespace cuda {
 void conv2d(const Exec& ex, const ConvShape& s, const float* x, const ConvParams& p, float* y);
-}
+
+// What conv2d runs for (s, p) on the current device, once a call has chosen it: for the
+// benchmarks that put the engine's choice beside every alternative.
+struct ConvChoice {
+  int algo;          // a cudnnConvolutionFwdAlgo_t
+  bool fused;        // cudnnConvolutionBiasActivationForward, else the plain call + our epilogue
+  size_t workspace;  // bytes
+};
+std::optional<ConvChoice> conv2d_choice(const ConvShape& s, const ConvParams& p);
+}  // namespace cuda
 
 inline void conv2d(const Exec& ex, const ConvShape& s, const float* x, const ConvParams& p, float* y) {
   if (ex.cuda()) CAPTION_CUDA_CALL(cuda::conv2d(ex, s, x, p, y));

@@ -10,16 +10,26 @@ namespace {
 
 int grid_for(size_t n, int threads) { return int(std::min<size_t>((n + threads - 1) / threads, 65536)); }
 
-// One thread per output element (pixel, channel): consecutive threads read consecutive channels of
-// each window tap. Out-of-bounds taps are skipped, as -inf padding would be.
+// One thread per output element, in memory order: consecutive threads read consecutive channels
+// (NHWC) or pixels (NCHW) of each window tap. Out-of-bounds taps are skipped, as -inf padding
+// would be.
+template <Layout kLayout>
 __global__ void maxpool_kernel(const float* x, float* y, int N, int H, int W, int C, int k, int stride, int pad,
                                int P, int Q) {
   const size_t total = size_t(N) * P * Q * C;
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total; i += size_t(gridDim.x) * blockDim.x) {
-    const int c = int(i % C);
-    const size_t pix = i / C;
-    const int q = int(pix % Q), p = int(pix / Q % P);
-    const size_t n = pix / (size_t(P) * Q);
+    int c, p, q;
+    size_t n;
+    if constexpr (kLayout == Layout::NHWC) {
+      c = int(i % C);
+      const size_t pix = i / C;
+      q = int(pix % Q), p = int(pix / Q % P);
+      n = pix / (size_t(P) * Q);
+    } else {
+      q = int(i % Q), p = int(i / Q % P);
+      const size_t nc = i / (size_t(P) * Q);
+      c = int(nc % C), n = nc / C;
+    }
     float m = -INFINITY;
     for (int a = 0; a < k; ++a) {
       const int h = p * stride - pad + a;
@@ -27,7 +37,7 @@ __global__ void maxpool_kernel(const float* x, float* y, int N, int H, int W, in
       for (int b = 0; b < k; ++b) {
         const int w = q * stride - pad + b;
         if (w < 0 || w >= W) continue;
-        m = fmaxf(m, x[((n * H + h) * W + w) * C + c]);
+        m = fmaxf(m, kLayout == Layout::NHWC ? x[((n * H + h) * W + w) * C + c] : x[((n * C + c) * H + h) * W + w]);
       }
     }
     y[i] = m;
@@ -35,14 +45,17 @@ __global__ void maxpool_kernel(const float* x, float* y, int N, int H, int W, in
 }
 
 // One thread per (image, channel), summing pixels in ascending order like the CPU reference, so
-// the two agree exactly; reads are coalesced across channels.
+// the two agree exactly; NHWC reads are coalesced across channels (NCHW ones are not, but the
+// last stage is 7x7 or 14x14 pixels: a few microseconds).
+template <Layout kLayout>
 __global__ void global_avgpool_kernel(const float* x, float* y, int N, int HW, int C) {
   const size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
   if (i >= size_t(N) * C) return;
   const size_t n = i / C, c = i % C;
-  const float* in = x + n * HW * C + c;
+  const float* in = kLayout == Layout::NHWC ? x + n * HW * C + c : x + i * HW;
+  const size_t step = kLayout == Layout::NHWC ? size_t(C) : 1;
   float s = 0.f;
-  for (int j = 0; j < HW; ++j) s += in[size_t(j) * C];
+  for (int j = 0; j < HW; ++j) s += in[j * step];
   y[i] = s / float(HW);
 }
 
@@ -52,16 +65,18 @@ void maxpool2d(const Exec& ex, const PoolShape& s, const float* x, float* y) {
   const size_t total = size_t(s.N) * s.P() * s.Q() * s.C;
   if (total == 0) return;
   const int threads = 256;
-  maxpool_kernel<<<grid_for(total, threads), threads, 0, ex.stream>>>(x, y, s.N, s.H, s.W, s.C, s.k, s.stride,
-                                                                       s.pad, s.P(), s.Q());
+  auto kernel = s.layout == Layout::NHWC ? maxpool_kernel<Layout::NHWC> : maxpool_kernel<Layout::NCHW>;
+  kernel<<<grid_for(total, threads), threads, 0, ex.stream>>>(x, y, s.N, s.H, s.W, s.C, s.k, s.stride, s.pad, s.P(),
+                                                              s.Q());
   CUDA_CHECK_LAUNCH();
 }
 
-void global_avgpool(const Exec& ex, int N, int H, int W, int C, const float* x, float* y) {
+void global_avgpool(const Exec& ex, int N, int H, int W, int C, const float* x, float* y, Layout layout) {
   const size_t total = size_t(N) * C;
   if (total == 0) return;
   const int threads = 256;
-  global_avgpool_kernel<<<int((total + threads - 1) / threads), threads, 0, ex.stream>>>(x, y, N, H * W, C);
+  auto kernel = layout == Layout::NHWC ? global_avgpool_kernel<Layout::NHWC> : global_avgpool_kernel<Layout::NCHW>;
+  kernel<<<int((total + threads - 1) / threads), threads, 0, ex.stream>>>(x, y, N, H * W, C);
   CUDA_CHECK_LAUNCH();
 }
 

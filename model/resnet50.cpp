@@ -50,8 +50,9 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> resnet50_tensor_shapes
   return out;
 }
 
-// conv weight [K,C,R,S] (OIHW) and BN (gamma, beta, mean, var) become KRSC weights scaled by
-// gamma/sqrt(var+eps) and a bias beta - mean*gamma/sqrt(var+eps), folded in double.
+// conv weight [K,C,R,S] (OIHW) and BN (gamma, beta, mean, var) become weights scaled by
+// gamma/sqrt(var+eps), KRSC for NHWC and KCRS for NCHW, and a bias beta - mean*gamma/sqrt(var+eps),
+// folded in double.
 ResNet50::Conv ResNet50::fold(const std::map<std::string, Tensor>& weights, const std::string& conv,
                               const std::string& bn, int stride, int pad, std::vector<float>& flat,
                               const std::string& source) {
@@ -70,21 +71,24 @@ ResNet50::Conv ResNet50::fold(const std::map<std::string, Tensor>& weights, cons
   c.b = flat.size();
   flat.resize(flat.size() + c.K);
   flat.resize((flat.size() + 63) / 64 * 64);  // keep every tensor 256-byte aligned
+  const bool nhwc = options_.layout == Layout::NHWC;
   for (int k = 0; k < c.K; ++k) {
     double scale = g.data[k] / std::sqrt(double(var.data[k]) + cfg_.bn_eps);
     flat[c.b + k] = float(beta.data[k] - mean.data[k] * scale);
     for (int ch = 0; ch < c.C; ++ch)
       for (int r = 0; r < c.R; ++r)
-        for (int s = 0; s < c.S; ++s)
-          flat[c.w + ((size_t(k) * c.R + r) * c.S + s) * c.C + ch] =
-              float(w.data[((size_t(k) * c.C + ch) * c.R + r) * c.S + s] * scale);
+        for (int s = 0; s < c.S; ++s) {
+          const size_t oihw = ((size_t(k) * c.C + ch) * c.R + r) * c.S + s;
+          flat[c.w + (nhwc ? ((size_t(k) * c.R + r) * c.S + s) * c.C + ch : oihw)] = float(w.data[oihw] * scale);
+        }
   }
   return c;
 }
 
 ResNet50::ResNet50(Context& ctx, const EncoderConfig& cfg, const std::map<std::string, Tensor>& weights,
-                   const std::string& source, bool tf32)
-    : ctx_(ctx), cfg_(cfg), tf32_(tf32), slots_{Slot(ctx.device()), Slot(ctx.device())} {
+                   const std::string& source, const EncoderOptions& options)
+    : ctx_(ctx), cfg_(cfg), options_(options), slots_{Slot(ctx.device()), Slot(ctx.device())} {
+  if (ctx.device() == Device::CPU) options_.layout = Layout::NHWC;
   std::vector<float> flat;
   conv1_ = fold(weights, "conv1", "bn1", 2, 3, flat, source);
   if (conv1_.C != 3 || conv1_.K != 64 || conv1_.R != 7 || conv1_.S != 7)
@@ -174,7 +178,8 @@ void ResNet50::run_conv(const Conv& c, int N, int H, int W, const float* x, cons
                         float* y, int* P, int* Q) {
   ConvShape s{N, H, W, c.C, c.K, c.R, c.S, c.stride, c.pad};
   const float* base = params_.data();
-  conv2d(ctx_.exec(), s, x, ConvParams{base + c.w, base + c.b, residual, relu, tf32_}, y);
+  const ConvParams p{base + c.w, base + c.b, residual, relu, options_.tf32, options_.layout, options_.search};
+  conv2d(ctx_.exec(), s, x, p, y);
   *P = s.P();
   *Q = s.Q();
 }
@@ -228,11 +233,11 @@ void ResNet50::run_network(const uint8_t* pixels, int N, float* features, Event*
   float* t2 = buf_[2].data();
   float* ds = buf_[3].data();
   float* out = buf_[4].data();
-  preprocess_images(ex, pixels, N, S, S, cfg_.preprocess, out);
+  preprocess_images(ex, pixels, N, S, S, cfg_.preprocess, out, options_.layout);
   if (preprocessed) preprocessed->record(ex.stream);
   int H = S, W = S, P, Q;
   run_conv(conv1_, N, H, W, out, nullptr, true, t1, &P, &Q);
-  PoolShape ps{N, P, Q, 64, 3, 2, 1};
+  PoolShape ps{N, P, Q, 64, 3, 2, 1, options_.layout};
   maxpool2d(ex, ps, t1, x);
   H = ps.P(), W = ps.Q();
   int C = 64;
@@ -250,7 +255,7 @@ void ResNet50::run_network(const uint8_t* pixels, int N, float* features, Event*
     std::swap(x, out);
     C = b.c3.K;
   }
-  global_avgpool(ex, N, H, W, C, x, features);
+  global_avgpool(ex, N, H, W, C, x, features, options_.layout);
 }
 
 void ResNet50::collect(float* features) {

@@ -1,7 +1,7 @@
 #pragma once
 // ResNet50 image encoder in inference form: BatchNorm folded into each convolution's weights
-// and bias at load, NHWC activations, every convolution one conv2d call with its bias, ReLU
-// and (for the last conv of a block) the residual fused. Output: global average pool of the
+// and bias at load, NHWC activations (NCHW on CUDA if asked), every convolution one conv2d call
+// with its bias, ReLU and (for the last conv of a block) the residual fused. Output: global average pool of the
 // last stage (layer4: 2048-d, or layer3 for the 4-stage "C4" trunk: 1024-d).
 #include <cstdint>
 #include <map>
@@ -16,6 +16,13 @@
 
 namespace caption {
 
+// How the CUDA encoder runs its convolutions (kernels/conv2d.h); the CPU always runs NHWC FP32.
+struct EncoderOptions {
+  bool tf32 = false;
+  Layout layout = Layout::NHWC;
+  ConvSearch search = ConvSearch::Heuristic;
+};
+
 // Every tensor of a torchvision ResNet50 trunk with `stages` stages (4: up to layer3), as
 // (name, shape) in network order: conv weights [K,C,R,S], then their BN's four [K] tensors.
 std::vector<std::pair<std::string, std::vector<int64_t>>> resnet50_tensor_shapes(int stages);
@@ -25,7 +32,7 @@ class ResNet50 {
   // Weights with torchvision's names and layouts (fc.* and num_batches_tracked ignored); a
   // missing or mis-shaped tensor is an InputError naming it and `source`.
   ResNet50(Context& ctx, const EncoderConfig& cfg, const std::map<std::string, Tensor>& weights,
-           const std::string& source, bool tf32 = false);
+           const std::string& source, const EncoderOptions& options = {});
   ~ResNet50();
   ResNet50(const ResNet50&) = delete;
   ResNet50& operator=(const ResNet50&) = delete;
@@ -89,7 +96,7 @@ class ResNet50 {
 
   Context& ctx_;
   EncoderConfig cfg_;
-  bool tf32_;
+  EncoderOptions options_;  // layout NHWC on the CPU
   Conv conv1_;
   std::vector<Block> blocks_;
   PoolBuffer<float> params_;

@@ -6,6 +6,11 @@
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <string>
+
+#if CAPTION_HAS_CUDA
+#include <cudnn.h>
+#endif
 
 #include "tests/test_util.h"
 
@@ -13,6 +18,8 @@ namespace caption {
 namespace {
 
 using test::all_close;
+using test::nchw_to_nhwc;
+using test::nhwc_to_nchw;
 using test::random_vector;
 
 // Direct convolution with double accumulation: the oracle for both backends.
@@ -90,16 +97,36 @@ std::vector<float> run_cpu(const ConvShape& s, const Inputs& in, bool residual, 
   return y;
 }
 
+// The CUDA variants every CUDA test runs: both layouts, both ways of choosing the algorithm.
+struct Variant {
+  Layout layout;
+  ConvSearch search;
+};
+const Variant kVariants[] = {{Layout::NHWC, ConvSearch::Heuristic},
+                             {Layout::NHWC, ConvSearch::Timed},
+                             {Layout::NCHW, ConvSearch::Heuristic},
+                             {Layout::NCHW, ConvSearch::Timed}};
+
+std::string name(const Variant& v) {
+  return std::string(layout_name(v.layout)) + (v.search == ConvSearch::Timed ? " timed" : " heuristic");
+}
+
+// Inputs given (and the result returned) in NHWC like the CPU's; NCHW runs get them transposed.
 std::vector<float> run_cuda(Context& gpu, const ConvShape& s, const Inputs& in, bool residual, bool relu,
-                            bool tf32 = false) {
-  auto dx = test::to_device(gpu, in.x), dw = test::to_device(gpu, in.w), db = test::to_device(gpu, in.bias),
-       dr = test::to_device(gpu, in.res);
+                            const Variant& v, bool tf32 = false) {
+  const bool nchw = v.layout == Layout::NCHW;
+  const int P = s.P(), Q = s.Q();
+  auto dx = test::to_device(gpu, nchw ? nhwc_to_nchw(in.x, s.N, s.H, s.W, s.C) : in.x);
+  auto dw = test::to_device(gpu, nchw ? nhwc_to_nchw(in.w, s.K, s.R, s.S, s.C) : in.w);
+  auto dr = test::to_device(gpu, nchw ? nhwc_to_nchw(in.res, s.N, P, Q, s.K) : in.res);
+  auto db = test::to_device(gpu, in.bias);
   // NaN-filled output: without a residual cuDNN gets y as its z input scaled by 0, which must not leak.
-  auto dy = test::to_device(
-      gpu, std::vector<float>(size_t(s.N) * s.P() * s.Q() * s.K, std::numeric_limits<float>::quiet_NaN()));
-  ConvParams p{dw.data(), db.data(), residual ? dr.data() : nullptr, relu, tf32};
+  auto dy = test::to_device(gpu,
+                            std::vector<float>(size_t(s.N) * P * Q * s.K, std::numeric_limits<float>::quiet_NaN()));
+  ConvParams p{dw.data(), db.data(), residual ? dr.data() : nullptr, relu, tf32, v.layout, v.search};
   conv2d(gpu.exec(), s, dx.data(), p, dy.data());
-  return test::to_host(gpu, dy);
+  const auto y = test::to_host(gpu, dy);
+  return nchw ? nchw_to_nhwc(y, s.N, s.K, P, Q) : y;
 }
 
 TEST(Conv2d, CpuMatchesNaive) {
@@ -132,15 +159,6 @@ TEST(Conv2d, CpuMatchesPyTorchGolden) {
   const auto x_nchw = g["x"].get<std::vector<float>>(), w_oihw = g["w"].get<std::vector<float>>();
   const auto r_nchw = g["residual"].get<std::vector<float>>(), y_nchw = g["y"].get<std::vector<float>>();
   const auto bias = g["bias"].get<std::vector<float>>();
-  auto nchw_to_nhwc = [](const std::vector<float>& v, int N, int C, int H, int W) {
-    std::vector<float> out(v.size());
-    for (int n = 0; n < N; ++n)
-      for (int c = 0; c < C; ++c)
-        for (int h = 0; h < H; ++h)
-          for (int w = 0; w < W; ++w)
-            out[((size_t(n) * H + h) * W + w) * C + c] = v[((size_t(n) * C + c) * H + h) * W + w];
-    return out;
-  };
   const int P = s.P(), Q = s.Q();
   const auto x = nchw_to_nhwc(x_nchw, s.N, s.C, s.H, s.W);
   const auto w = nchw_to_nhwc(w_oihw, s.K, s.C, s.R, s.S);  // OIHW -> OHWI is the same permutation
@@ -157,9 +175,11 @@ TEST(Conv2d, CudaMatchesCpuOddShapes) {
   uint32_t seed = 100;
   for (const Case& c : odd_cases()) {
     const Inputs in = make_inputs(c.s, seed += 10);
-    EXPECT_TRUE(close_to_scale(run_cuda(gpu, c.s, in, c.residual, c.relu), run_cpu(c.s, in, c.residual, c.relu),
-                               1e-4f))
-        << "R=" << c.s.R << " stride=" << c.s.stride << " pad=" << c.s.pad << " N=" << c.s.N << " H=" << c.s.H;
+    const auto ref = run_cpu(c.s, in, c.residual, c.relu);
+    for (const Variant& v : kVariants)
+      EXPECT_TRUE(close_to_scale(run_cuda(gpu, c.s, in, c.residual, c.relu, v), ref, 1e-4f))
+          << name(v) << " R=" << c.s.R << " stride=" << c.s.stride << " pad=" << c.s.pad << " N=" << c.s.N
+          << " H=" << c.s.H;
   }
 }
 
@@ -177,9 +197,10 @@ TEST(Conv2d, CudaMatchesCpuResNetShapes) {
   uint32_t seed = 200;
   for (const Case& c : cases) {
     const Inputs in = make_inputs(c.s, seed += 10);
-    EXPECT_TRUE(close_to_scale(run_cuda(gpu, c.s, in, c.residual, c.relu), run_cpu(c.s, in, c.residual, c.relu),
-                               1e-4f))
-        << "C=" << c.s.C << " K=" << c.s.K << " R=" << c.s.R;
+    const auto ref = run_cpu(c.s, in, c.residual, c.relu);
+    for (const Variant& v : kVariants)
+      EXPECT_TRUE(close_to_scale(run_cuda(gpu, c.s, in, c.residual, c.relu, v), ref, 1e-4f))
+          << name(v) << " C=" << c.s.C << " K=" << c.s.K << " R=" << c.s.R;
   }
 }
 
@@ -191,9 +212,32 @@ TEST(Conv2d, CudaPlanCacheReuse) {
   for (uint32_t seed : {300u, 310u, 320u}) {
     const Inputs in = make_inputs(s, seed);
     for (bool residual : {false, true})
-      EXPECT_TRUE(close_to_scale(run_cuda(gpu, s, in, residual, true), run_cpu(s, in, residual, true), 1e-4f));
+      for (const Variant& v : kVariants)
+        EXPECT_TRUE(close_to_scale(run_cuda(gpu, s, in, residual, true, v), run_cpu(s, in, residual, true), 1e-4f))
+            << name(v);
   }
 }
+
+#if CAPTION_HAS_CUDA
+// What a call chose is reported for its (shape, params) once made, and only then.
+TEST(Conv2d, CudaChoiceIsReported) {
+  REQUIRE_CUDA();
+  Context gpu(Device::CUDA);
+  const ConvShape s{2, 7, 9, 5, 7, 3, 3, 2, 1};
+  const Inputs in = make_inputs(s, 330);
+  float any = 0;  // the choice depends on whether there is a residual, not on where it is
+  for (const Variant& v : kVariants) {
+    const ConvParams p{&any, &any, &any, true, false, v.layout, v.search};
+    run_cuda(gpu, s, in, true, true, v);
+    const auto choice = cuda::conv2d_choice(s, p);
+    ASSERT_TRUE(choice.has_value()) << name(v);
+    EXPECT_GE(choice->algo, 0) << name(v);
+    EXPECT_LT(choice->algo, int(CUDNN_CONVOLUTION_FWD_ALGO_COUNT)) << name(v);
+  }
+  EXPECT_FALSE(cuda::conv2d_choice(ConvShape{3, 7, 9, 5, 7, 3, 3, 2, 1}, ConvParams{&any, &any, &any, true}))
+      << "no call has chosen for this batch size";
+}
+#endif
 
 // x = 1 + 2^-15 and w = 1 over C = 256: every partial sum is exact in FP32 (256.0078125), while TF32
 // rounds x to 1 and gives 256. A 1x1 kernel leaves cuDNN no Winograd/FFT transform to round with.
@@ -206,8 +250,10 @@ TEST(Conv2d, CudaPlainFp32IsNotTf32) {
   in.w.assign(size_t(s.K) * s.C, 1.f);
   in.bias.assign(s.K, 0.f);
   in.res.assign(size_t(s.N) * s.P() * s.Q() * s.K, 0.f);
-  const auto y = run_cuda(gpu, s, in, false, false);
-  EXPECT_TRUE(all_close(y, std::vector<float>(y.size(), 256.0078125f), 0.f, 1e-4f));
+  for (Layout layout : {Layout::NHWC, Layout::NCHW}) {
+    const auto y = run_cuda(gpu, s, in, false, false, {layout, ConvSearch::Heuristic});
+    EXPECT_TRUE(all_close(y, std::vector<float>(y.size(), 256.0078125f), 0.f, 1e-4f)) << layout_name(layout);
+  }
 }
 
 TEST(Conv2d, CudaTf32CloseToCpu) {
@@ -215,7 +261,9 @@ TEST(Conv2d, CudaTf32CloseToCpu) {
   Context gpu(Device::CUDA);
   const ConvShape s{2, 14, 14, 64, 32, 3, 3, 1, 1};
   const Inputs in = make_inputs(s, 400);
-  EXPECT_TRUE(close_to_scale(run_cuda(gpu, s, in, true, true, true), run_cpu(s, in, true, true), 5e-3f));
+  const auto ref = run_cpu(s, in, true, true);
+  for (const Variant& v : kVariants)
+    EXPECT_TRUE(close_to_scale(run_cuda(gpu, s, in, true, true, v, true), ref, 5e-3f)) << name(v);
 }
 
 }  // namespace

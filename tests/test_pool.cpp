@@ -89,8 +89,13 @@ TEST(Pool, CudaMatchesCpuExactly) {
     PoolBuffer<float> dy(gpu.pool(), ref.size(), gpu.exec().stream);
     maxpool2d(gpu.exec(), s, dx.data(), dy.data());
     EXPECT_EQ(test::to_host(gpu, dy), ref) << "maxpool H=" << s.H;
+    PoolShape nchw = s;
+    nchw.layout = Layout::NCHW;
+    auto dxt = test::to_device(gpu, test::nhwc_to_nchw(x, s.N, s.H, s.W, s.C));
+    maxpool2d(gpu.exec(), nchw, dxt.data(), dy.data());
+    EXPECT_EQ(test::nchw_to_nhwc(test::to_host(gpu, dy), s.N, s.C, s.P(), s.Q()), ref) << "NCHW maxpool H=" << s.H;
   }
-  // Global average: same summation order on both backends, so equal bits. C = 2048 at 7x7 is ResNet's.
+  // Global average: same summation order on both backends and layouts, so equal bits. C = 2048 at 7x7 is ResNet's.
   for (auto [N, H, W, C] : std::vector<std::array<int, 4>>{{1, 7, 7, 2048}, {3, 5, 3, 1}, {2, 1, 1, 7}, {2, 9, 11, 33}}) {
     const auto x = random_vector(size_t(N) * H * W * C, seed++);
     std::vector<float> ref(size_t(N) * C);
@@ -99,6 +104,9 @@ TEST(Pool, CudaMatchesCpuExactly) {
     PoolBuffer<float> dy(gpu.pool(), ref.size(), gpu.exec().stream);
     global_avgpool(gpu.exec(), N, H, W, C, dx.data(), dy.data());
     EXPECT_EQ(test::to_host(gpu, dy), ref) << "avgpool C=" << C;
+    auto dxt = test::to_device(gpu, test::nhwc_to_nchw(x, N, H, W, C));
+    global_avgpool(gpu.exec(), N, H, W, C, dxt.data(), dy.data(), Layout::NCHW);
+    EXPECT_EQ(test::to_host(gpu, dy), ref) << "NCHW avgpool C=" << C;
   }
 }
 

@@ -27,7 +27,8 @@ TEST(Preprocess, TorchHandValues) {
   EXPECT_TRUE(all_close(out, {-1.946656f, 1.465686f, 2.640000f, -2.117904f, 0.205182f, -0.688976f}, 0.f, 2e-6f));
 }
 
-// Same constants and operations on both backends: equal bits, on an odd-sized batch.
+// Same constants and operations on both backends: equal bits, on an odd-sized batch, in both
+// layouts.
 TEST(Preprocess, CudaMatchesCpuExactly) {
   REQUIRE_CUDA();
   Context gpu(Device::CUDA);
@@ -43,6 +44,8 @@ TEST(Preprocess, CudaMatchesCpuExactly) {
     PoolBuffer<float> dout(gpu.pool(), img.size(), gpu.exec().stream);
     preprocess_images(gpu.exec(), dimg.data(), N, H, W, norm, dout.data());
     EXPECT_EQ(test::to_host(gpu, dout), ref);
+    preprocess_images(gpu.exec(), dimg.data(), N, H, W, norm, dout.data(), Layout::NCHW);
+    EXPECT_EQ(test::nchw_to_nhwc(test::to_host(gpu, dout), N, 3, H, W), ref) << "NCHW";
   }
 }
 

@@ -79,14 +79,31 @@ double relative_error(const std::vector<float>& got, const std::vector<float>& r
 }
 
 // The features of the generator's two test images against torchvision's, to 1e-4 of the largest.
-void expect_golden_features(ResNet50& net, const nlohmann::json& g, const char* name, Device device) {
+void expect_golden_features(ResNet50& net, const nlohmann::json& g, const std::string& name) {
   const int S = net.config().image_size;
   auto px = images(2, S);
   std::vector<float> f(2 * size_t(net.feature_dim()));
   net.encode(px.data(), 2, f.data());
   double err = relative_error(f, g["features"].get<std::vector<float>>());
-  std::printf("[ ResNet50 ] %s (%s): max|diff|/max|ref| = %.2e\n", name, device_name(device), err);
-  EXPECT_LE(err, 1e-4);
+  std::printf("[ ResNet50 ] %s: max|diff|/max|ref| = %.2e\n", name.c_str(), err);
+  EXPECT_LE(err, 1e-4) << name;
+}
+
+// The encoder's runs to check on a device: FP32 in both layouts, both ways of choosing cuDNN
+// algorithms; the CPU has one.
+std::vector<EncoderOptions> fp32_variants(Device device) {
+  if (device == Device::CPU) return {EncoderOptions{}};
+  std::vector<EncoderOptions> out;
+  for (Layout layout : {Layout::NHWC, Layout::NCHW})
+    for (ConvSearch search : {ConvSearch::Heuristic, ConvSearch::Timed}) out.push_back({false, layout, search});
+  return out;
+}
+
+std::string variant_name(const char* model, Device device, const EncoderOptions& o) {
+  std::string name = std::string(model) + " (" + device_name(device);
+  if (device == Device::CUDA)
+    name += std::string(", ") + layout_name(o.layout) + (o.search == ConvSearch::Timed ? ", timed" : ", heuristic");
+  return name + ")";
 }
 
 void check_random_v15(Device device) {
@@ -97,8 +114,11 @@ void check_random_v15(Device device) {
   cfg.preprocess = Normalization::Torch;
   cfg.image_size = g["image_size"];
   Context ctx(device);
-  ResNet50 net(ctx, cfg, synthetic_resnet50(), "synthetic");
-  expect_golden_features(net, g, "random v1.5", device);
+  const auto weights = synthetic_resnet50();
+  for (const EncoderOptions& o : fp32_variants(device)) {
+    ResNet50 net(ctx, cfg, weights, "synthetic", o);
+    expect_golden_features(net, g, variant_name("random v1.5", device, o));
+  }
 }
 
 TEST(ResNet50, RandomV15MatchesTorchvisionCpu) { check_random_v15(Device::CPU); }
@@ -117,9 +137,12 @@ void check_msra_c4(Device device) {
   cfg.preprocess = Normalization::Caffe;
   cfg.image_size = 224;
   Context ctx(device);
-  ResNet50 net(ctx, cfg, read_safetensors(weights).tensors, weights);
-  EXPECT_EQ(net.feature_dim(), 1024);
-  expect_golden_features(net, g, "MSRA C4", device);
+  const auto tensors = read_safetensors(weights).tensors;
+  for (const EncoderOptions& o : fp32_variants(device)) {
+    ResNet50 net(ctx, cfg, tensors, weights, o);
+    EXPECT_EQ(net.feature_dim(), 1024);
+    expect_golden_features(net, g, variant_name("MSRA C4", device, o));
+  }
 }
 
 TEST(ResNet50, MsraC4MatchesTorchvisionCpu) { check_msra_c4(Device::CPU); }
@@ -183,36 +206,40 @@ TEST(ResNet50, SubmitCollectEqualsEncodeCpu) {
 
 // The pipeline's use on CUDA: batches uploaded from pinned buffers while the batch before is
 // computed, a pinned buffer refilled as soon as its batch is collected. Each batch against the
-// CPU encoder.
+// CPU encoder; in the default NHWC and in NCHW with timed algorithm choice (a search on each
+// batch size's first call).
 TEST(ResNet50, SubmitCollectMatchesCpuCuda) {
   REQUIRE_CUDA();
   EncoderConfig cfg;
   cfg.image_size = 32;
   const auto weights = synthetic_resnet50();
   Context cpu(Device::CPU), gpu(Device::CUDA);
-  ResNet50 ref(cpu, cfg, weights, "synthetic"), net(gpu, cfg, weights, "synthetic");
+  ResNet50 ref(cpu, cfg, weights, "synthetic");
   const size_t image = 32 * 32 * 3;
   const auto px = images(9, 32);
   const int n[4] = {3, 2, 3, 1};
   const size_t first[4] = {0, 3, 5, 8};
-  HostBuffer pinned[2] = {HostBuffer(Device::CUDA, 3 * image), HostBuffer(Device::CUDA, 3 * image)};
-  EXPECT_TRUE(pinned[0].pinned());
-  std::vector<float> got[4];
-  for (int b = 0; b < 4; ++b) {
-    std::copy_n(px.data() + first[b] * image, n[b] * image, pinned[b % 2].data<uint8_t>());
-    net.submit(pinned[b % 2].data<uint8_t>(), n[b]);
-    if (b > 0) {
-      got[b - 1].resize(n[b - 1] * 2048);
-      net.collect(got[b - 1].data());
+  for (const EncoderOptions& o : {EncoderOptions{}, EncoderOptions{false, Layout::NCHW, ConvSearch::Timed}}) {
+    ResNet50 net(gpu, cfg, weights, "synthetic", o);
+    HostBuffer pinned[2] = {HostBuffer(Device::CUDA, 3 * image), HostBuffer(Device::CUDA, 3 * image)};
+    EXPECT_TRUE(pinned[0].pinned());
+    std::vector<float> got[4];
+    for (int b = 0; b < 4; ++b) {
+      std::copy_n(px.data() + first[b] * image, n[b] * image, pinned[b % 2].data<uint8_t>());
+      net.submit(pinned[b % 2].data<uint8_t>(), n[b]);
+      if (b > 0) {
+        got[b - 1].resize(n[b - 1] * 2048);
+        net.collect(got[b - 1].data());
+      }
     }
-  }
-  got[3].resize(n[3] * 2048);
-  net.collect(got[3].data());
-  for (int b = 0; b < 4; ++b) {
-    std::vector<float> want(n[b] * 2048);
-    ref.encode(px.data() + first[b] * image, n[b], want.data());
-    const double err = relative_error(got[b], want);
-    EXPECT_LE(err, 1e-4) << "batch " << b;
+    got[3].resize(n[3] * 2048);
+    net.collect(got[3].data());
+    for (int b = 0; b < 4; ++b) {
+      std::vector<float> want(n[b] * 2048);
+      ref.encode(px.data() + first[b] * image, n[b], want.data());
+      const double err = relative_error(got[b], want);
+      EXPECT_LE(err, 1e-4) << "batch " << b << ", " << layout_name(o.layout);
+    }
   }
 }
 

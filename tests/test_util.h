@@ -27,6 +27,24 @@ inline std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.f
   return v;
 }
 
+// 4-D tensors from NCHW to NHWC order and back (also weights, OIHW <-> OHWI).
+inline std::vector<float> nchw_to_nhwc(const std::vector<float>& v, int N, int C, int H, int W) {
+  std::vector<float> out(v.size());
+  for (int n = 0; n < N; ++n)
+    for (int c = 0; c < C; ++c)
+      for (int h = 0; h < H; ++h)
+        for (int w = 0; w < W; ++w) out[((size_t(n) * H + h) * W + w) * C + c] = v[((size_t(n) * C + c) * H + h) * W + w];
+  return out;
+}
+inline std::vector<float> nhwc_to_nchw(const std::vector<float>& v, int N, int H, int W, int C) {
+  std::vector<float> out(v.size());
+  for (int n = 0; n < N; ++n)
+    for (int c = 0; c < C; ++c)
+      for (int h = 0; h < H; ++h)
+        for (int w = 0; w < W; ++w) out[((size_t(n) * C + c) * H + h) * W + w] = v[((size_t(n) * H + h) * W + w) * C + c];
+  return out;
+}
+
 // A float's bit pattern and back (signed zeros, NaN payloads and exact ulps in comparisons).
 inline uint32_t float_bits(float x) {
   uint32_t u;

@@ -17,6 +17,14 @@ void add_image_run_options(CLI::App* sub, ImageRunOptions& opt) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   sub->add_flag("--tf32", opt.tf32, "CUDA: allow TF32 tensor cores in convolutions");
+  sub->add_option("--conv-layout", opt.conv_layout, "CUDA: the encoder's activation layout, nhwc or nchw")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"nhwc", "nchw"}));
+  sub->add_option("--conv-search", opt.conv_search,
+                  "CUDA: how each convolution's cuDNN algorithm is chosen: heuristic (cuDNN's ranking, the same in "
+                  "every run) or timed (the fastest candidate; costs time on each batch size's first batch)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"heuristic", "timed"}));
 }
 
 std::unique_ptr<ResNet50> load_encoder(Context& ctx, const ModelFiles& files, const ImageRunOptions& opt) {
@@ -25,7 +33,10 @@ std::unique_ptr<ResNet50> load_encoder(Context& ctx, const ModelFiles& files, co
   if (!image_support_available()) throw std::runtime_error("this build has no image support (built without OpenCV)");
   EncoderConfig config = *files.config.encoder;
   config.max_pixels = opt.max_pixels;
-  return std::make_unique<ResNet50>(ctx, config, files.encoder_weights, join_path(files.dir, config.weights), opt.tf32);
+  return std::make_unique<ResNet50>(ctx, config, files.encoder_weights, join_path(files.dir, config.weights),
+                                    EncoderOptions{opt.tf32, opt.conv_layout == "nchw" ? Layout::NCHW : Layout::NHWC,
+                                                   opt.conv_search == "timed" ? ConvSearch::Timed
+                                                                              : ConvSearch::Heuristic});
 }
 
 void FailedImages::add(const std::string& error) {
