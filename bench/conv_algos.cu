@@ -131,6 +131,7 @@ void sweep(const Exec& ex, const ConvClass& c, Layout layout) {
   const size_t out = size_t(s.N) * s.P() * s.Q() * s.K;
   DeviceBuffer x(size_t(s.N) * s.H * s.W * s.C, 1), w(size_t(s.K) * s.C * s.R * s.S, 2), bias(s.K, 3),
       y(out, 4), z(out, 5), ws(kMaxWorkspace / sizeof(float), 6);
+  CUDA_CHECK_THROW(cudaDeviceSynchronize());  // the fills ran on the default stream, the calls run on ex.stream
   Descriptors d(c, layout == Layout::NCHW ? CUDNN_TENSOR_NCHW : CUDNN_TENSOR_NHWC);
   const float one = 1.f, zero = 0.f, alpha2 = c.residual ? 1.f : 0.f;
   cudnnHandle_t dnn = ex.dnn;

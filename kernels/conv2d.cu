@@ -246,6 +246,8 @@ std::unique_ptr<Plan> make_plan(const Exec& ex, const ConvShape& s, const float*
   return plan;
 }
 
+// One lock for all: a timed search runs (and waits for the device) under it, so other threads'
+// first calls of new shapes wait too, and their work does not disturb its timings much.
 std::mutex plans_mutex;
 std::map<Key, std::unique_ptr<Plan>> plans;  // process lifetime; descriptors are host objects
 

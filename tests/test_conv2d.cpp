@@ -234,8 +234,8 @@ TEST(Conv2d, CudaChoiceIsReported) {
     EXPECT_GE(choice->algo, 0) << name(v);
     EXPECT_LT(choice->algo, int(CUDNN_CONVOLUTION_FWD_ALGO_COUNT)) << name(v);
   }
-  EXPECT_FALSE(cuda::conv2d_choice(ConvShape{3, 7, 9, 5, 7, 3, 3, 2, 1}, ConvParams{&any, &any, &any, true}))
-      << "no call has chosen for this batch size";
+  EXPECT_FALSE(cuda::conv2d_choice(ConvShape{5, 11, 13, 5, 7, 3, 3, 2, 1}, ConvParams{&any, &any, &any, true}))
+      << "no test calls this shape";
 }
 #endif
 
