@@ -1,7 +1,7 @@
 // The ResNet50 encoder from uint8 images to features (preprocessing, every convolution,
 // pooling, transfers), at batch 1, 32 and 256 for the 4-stage C4 trunk of the default model
-// and the full 5-stage network, on the CPU and, when a device answers, on CUDA (FP32 and
-// TF32, NHWC with cuDNN's heuristic algorithm choice, the defaults; for the C4 trunk in FP32 at
+// and the full 5-stage network, on the CPU and, when a device answers, on CUDA (FP32, TF32 and
+// bfloat16, NHWC with cuDNN's heuristic algorithm choice, the defaults; for the C4 trunk in FP32 at
 // batch 32 and 256 also the other layout and timed algorithm choice: "fp32-nchw", "fp32-timed",
 // "fp32-nchw-timed").
 // Weights are random: speed does not depend on their values.
@@ -83,6 +83,7 @@ void register_all(Device d) {
   std::vector<std::pair<std::string, EncoderOptions>> modes = {{"fp32", {}}};
   if (d == Device::CUDA) {
     modes.push_back({"tf32", {true}});
+    modes.push_back({"bf16", {false, Layout::NHWC, ConvSearch::Heuristic, true}});
     for (auto layout : {Layout::NHWC, Layout::NCHW})
       for (auto search : {ConvSearch::Heuristic, ConvSearch::Timed}) {
         if (layout == Layout::NHWC && search == ConvSearch::Heuristic) continue;  // "fp32"
@@ -96,7 +97,7 @@ void register_all(Device d) {
       for (const auto& [mode, options] : modes) {
         // The layout / algorithm-choice variants at the batches the goal is about (the GPU check's
         // time is short).
-        if ((stages == 5 || B == 1) && mode != "fp32" && mode != "tf32") continue;
+        if ((stages == 5 || B == 1) && mode.rfind("fp32-", 0) == 0) continue;
         std::string name = std::string("encoder/") + device_name(d) + "/stages:" + std::to_string(stages) +
                            "/B:" + std::to_string(B) + "/" + mode;
         benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { encode(st, d, stages, B, options); })

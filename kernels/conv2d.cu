@@ -7,9 +7,11 @@
 #include <vector>
 
 #include "kernels/conv2d.h"
+#include "kernels/element.cuh"
 #include "runtime/context.h"
 #include "runtime/cuda_check.h"
 #include "runtime/memory_pool.h"
+#include "runtime/tensor.h"
 
 namespace caption::cuda {
 
@@ -20,64 +22,82 @@ constexpr size_t kMaxWorkspace = size_t(256) << 20;
 // Timed search: each candidate's time is the fastest of this many calls after one warm-up.
 constexpr int kTimedCalls = 3;
 
+// One call's arguments in either precision. bias is FP32 (our epilogue's); fused_bias is the one
+// cuDNN's fused call takes, in y's type.
+struct Call {
+  DType dtype;  // F32 or BF16
+  const void *x, *w, *bias, *fused_bias, *residual;
+  void* y;
+  bool relu, tf32;
+  Layout layout;
+  ConvSearch search;
+  size_t element_size() const { return dtype == DType::F32 ? sizeof(float) : sizeof(uint16_t); }
+  cudnnDataType_t data_type() const { return dtype == DType::F32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_BFLOAT16; }
+  bool tensor_cores() const { return tf32 || dtype == DType::BF16; }
+};
+
+Call call_of(const float* x, const ConvParams& p, float* y) {
+  return {DType::F32, x, p.w, p.bias, p.bias, p.residual, y, p.relu, p.tf32, p.layout, p.search};
+}
+Call call_of(const uint16_t* x, const ConvParamsBf16& p, uint16_t* y) {
+  return {DType::BF16, x, p.w, p.bias, p.bias16, p.residual, y, p.relu, false, p.layout, p.search};
+}
+
+// The epilogue's elements: float4 (4 floats), float, or one bfloat16 (kernels/element.cuh).
+template <class Vec>
+constexpr int kLanes = sizeof(Vec) == sizeof(float4) ? 4 : 1;
 __device__ inline float add(float a, float b) { return a + b; }
 __device__ inline float4 add(float4 a, float4 b) { return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w); }
 __device__ inline float relu(float a) { return fmaxf(a, 0.f); }
 __device__ inline float4 relu(float4 a) { return make_float4(relu(a.x), relu(a.y), relu(a.z), relu(a.w)); }
-template <class Vec>
-__device__ inline Vec splat(float b) {
-  if constexpr (sizeof(Vec) == sizeof(float4)) return make_float4(b, b, b, b);
-  else return b;
-}
+__device__ inline float splat(float b, float) { return b; }
+__device__ inline float4 splat(float b, float4) { return make_float4(b, b, b, b); }
 
 // y = act(y + bias [+ residual]): our epilogue after cudnnConvolutionForward when cuDNN has no fused
-// kernel for the case, over `n` Vecs (float4 where the layout's innermost run allows). NHWC: the
-// channel is the innermost index, so a float4 covers 4 channels (K % 4 == 0). NCHW: a float4
-// covers 4 pixels of one channel (P*Q % 4 == 0); `plane` is P*Q in Vecs.
+// kernel for the case, over `n` Vecs. A float4 covers 4 channels in NHWC (K % 4 == 0) and 4 pixels
+// of one channel in NCHW (P*Q % 4 == 0); `plane` is P*Q in Vecs.
 template <class Vec, Layout kLayout, bool kResidual, bool kRelu>
 __global__ void bias_act_kernel(Vec* y, const float* bias, const Vec* res, size_t n, int K, int plane) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    Vec b;
-    if constexpr (kLayout == Layout::NCHW) b = splat<Vec>(bias[(i / plane) % K]);
-    else b = reinterpret_cast<const Vec*>(bias)[i % (K * sizeof(float) / sizeof(Vec))];
-    Vec v = add(y[i], b);
-    if constexpr (kResidual) v = add(v, res[i]);
+    auto v = widen(y[i]);
+    if constexpr (kLayout == Layout::NCHW) v = add(v, splat(bias[(i / plane) % K], v));
+    else if constexpr (kLanes<Vec> == 4) v = add(v, reinterpret_cast<const float4*>(bias)[i % (K / 4)]);
+    else v = add(v, bias[i % K]);
+    if constexpr (kResidual) v = add(v, widen(res[i]));
     if constexpr (kRelu) v = relu(v);
-    y[i] = v;
+    store(y[i], v);
   }
 }
 
 template <class Vec, Layout kLayout>
-void launch_bias_act(const Exec& ex, float* y, const ConvParams& p, size_t total, int K, int plane) {
-  const int per = int(sizeof(Vec) / sizeof(float));
-  const size_t n = total / per;
+void launch_bias_act(const Exec& ex, const Call& c, size_t total, int K, int plane) {
+  const size_t n = total / kLanes<Vec>;
   const int threads = 256;
   const int blocks = int(std::min<size_t>((n + threads - 1) / threads, 65536));
-  auto* yv = reinterpret_cast<Vec*>(y);
-  auto* rv = reinterpret_cast<const Vec*>(p.residual);
-  const float* bias = p.bias;
-  plane /= per;
-  auto go = [&](auto kernel) { kernel<<<blocks, threads, 0, ex.stream>>>(yv, bias, rv, n, K, plane); };
-  if (rv && p.relu) go(bias_act_kernel<Vec, kLayout, true, true>);
-  else if (rv) go(bias_act_kernel<Vec, kLayout, true, false>);
-  else if (p.relu) go(bias_act_kernel<Vec, kLayout, false, true>);
+  auto* y = static_cast<Vec*>(c.y);
+  auto* res = static_cast<const Vec*>(c.residual);
+  const auto* bias = static_cast<const float*>(c.bias);
+  plane /= kLanes<Vec>;
+  auto go = [&](auto kernel) { kernel<<<blocks, threads, 0, ex.stream>>>(y, bias, res, n, K, plane); };
+  if (res && c.relu) go(bias_act_kernel<Vec, kLayout, true, true>);
+  else if (res) go(bias_act_kernel<Vec, kLayout, true, false>);
+  else if (c.relu) go(bias_act_kernel<Vec, kLayout, false, true>);
   else go(bias_act_kernel<Vec, kLayout, false, false>);
   CUDA_CHECK_LAUNCH();
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-void bias_act(const Exec& ex, const ConvShape& s, const ConvParams& p, float* y) {
+template <Layout kLayout>
+void bias_act(const Exec& ex, const ConvShape& s, const Call& c) {
   const size_t total = size_t(s.N) * s.P() * s.Q() * s.K;
   const int plane = s.P() * s.Q();
-  const bool vec = aligned16(y) && (!p.residual || aligned16(p.residual));
-  if (p.layout == Layout::NCHW) {
-    if (vec && plane % 4 == 0) launch_bias_act<float4, Layout::NCHW>(ex, y, p, total, s.K, plane);
-    else launch_bias_act<float, Layout::NCHW>(ex, y, p, total, s.K, plane);
-  } else {
-    if (vec && s.K % 4 == 0 && aligned16(p.bias)) launch_bias_act<float4, Layout::NHWC>(ex, y, p, total, s.K, plane);
-    else launch_bias_act<float, Layout::NHWC>(ex, y, p, total, s.K, plane);
-  }
+  if (c.dtype == DType::BF16) return launch_bias_act<__nv_bfloat16, kLayout>(ex, c, total, s.K, plane);
+  const bool inner4 = kLayout == Layout::NCHW ? plane % 4 == 0 : s.K % 4 == 0 && aligned16(c.bias);
+  if (inner4 && aligned16(c.y) && (!c.residual || aligned16(c.residual)))
+    launch_bias_act<float4, kLayout>(ex, c, total, s.K, plane);
+  else
+    launch_bias_act<float, kLayout>(ex, c, total, s.K, plane);
 }
 
 // Everything cuDNN needs for one (shape, flags): descriptors, and the chosen algorithm with its
@@ -109,40 +129,46 @@ struct Plan {
 struct Key {
   int device, N, H, W, C, K, R, S, stride, pad;
   bool relu, residual, tf32;
+  DType dtype;
   Layout layout;
   ConvSearch search;
-  auto tie() const { return std::tie(device, N, H, W, C, K, R, S, stride, pad, relu, residual, tf32, layout, search); }
+  auto tie() const {
+    return std::tie(device, N, H, W, C, K, R, S, stride, pad, relu, residual, tf32, dtype, layout, search);
+  }
   bool operator<(const Key& o) const { return tie() < o.tie(); }
 };
 
-Key key_of(const ConvShape& s, const ConvParams& p) {
+Key key_of(const ConvShape& s, const Call& c) {
   int device = 0;
   CUDA_CHECK_THROW(cudaGetDevice(&device));
-  return Key{device, s.N, s.H, s.W, s.C, s.K, s.R, s.S, s.stride, s.pad, p.relu, p.residual != nullptr, p.tf32,
-             p.layout, p.search};
+  return Key{device, s.N, s.H, s.W, s.C, s.K, s.R, s.S, s.stride, s.pad, c.relu, c.residual != nullptr, c.tf32,
+             c.dtype, c.layout, c.search};
 }
 
 // One status: the fused call, or the plain convolution (whose success is followed by our epilogue).
-cudnnStatus_t run(const Exec& ex, const Plan& plan, const ConvShape& s, const float* x, const ConvParams& p,
-                  float* y) {
-  const ConvChoice& c = plan.choice;
-  const auto algo = cudnnConvolutionFwdAlgo_t(c.algo);
-  PoolBuffer<char> ws(*ex.pool, c.workspace, ex.stream);
-  const float one = 1.f, zero = 0.f;
-  if (c.fused) {
+cudnnStatus_t run(const Exec& ex, const Plan& plan, const ConvShape& s, const Call& c) {
+  const ConvChoice& ch = plan.choice;
+  const auto algo = cudnnConvolutionFwdAlgo_t(ch.algo);
+  PoolBuffer<char> ws(*ex.pool, ch.workspace, ex.stream);
+  const float one = 1.f, zero = 0.f;  // scaling factors are float for float and bfloat16 data
+  if (ch.fused) {
     // Without a residual, z is y itself scaled by alpha2 = 0. cuDNN still reads z (on an H200,
     // compute-sanitizer initcheck saw it convert the layout of a tensor nothing had written, and
     // z is the only such input), and 0 * NaN is NaN, so y is zeroed first.
-    const float alpha2 = p.residual ? 1.f : 0.f;
-    if (!p.residual)
-      CUDA_CHECK_THROW(cudaMemsetAsync(y, 0, size_t(s.N) * s.P() * s.Q() * s.K * sizeof(float), ex.stream));
-    return cudnnConvolutionBiasActivationForward(ex.dnn, &one, plan.x, x, plan.w, p.w, plan.conv, algo, ws.data(),
-                                                 c.workspace, &alpha2, plan.y, p.residual ? p.residual : y,
-                                                 plan.bias, p.bias, plan.act, plan.y, y);
+    const float alpha2 = c.residual ? 1.f : 0.f;
+    if (!c.residual)
+      CUDA_CHECK_THROW(
+          cudaMemsetAsync(c.y, 0, size_t(s.N) * s.P() * s.Q() * s.K * c.element_size(), ex.stream));
+    return cudnnConvolutionBiasActivationForward(ex.dnn, &one, plan.x, c.x, plan.w, c.w, plan.conv, algo, ws.data(),
+                                                 ch.workspace, &alpha2, plan.y, c.residual ? c.residual : c.y,
+                                                 plan.bias, c.fused_bias, plan.act, plan.y, c.y);
   }
-  const cudnnStatus_t st = cudnnConvolutionForward(ex.dnn, &one, plan.x, x, plan.w, p.w, plan.conv, algo, ws.data(),
-                                                   c.workspace, &zero, plan.y, y);
-  if (st == CUDNN_STATUS_SUCCESS) bias_act(ex, s, p, y);
+  const cudnnStatus_t st = cudnnConvolutionForward(ex.dnn, &one, plan.x, c.x, plan.w, c.w, plan.conv, algo,
+                                                   ws.data(), ch.workspace, &zero, plan.y, c.y);
+  if (st == CUDNN_STATUS_SUCCESS) {
+    if (c.layout == Layout::NCHW) bias_act<Layout::NCHW>(ex, s, c);
+    else bias_act<Layout::NHWC>(ex, s, c);
+  }
   return st;
 }
 
@@ -151,23 +177,25 @@ bool unsupported(cudnnStatus_t st) {
   return category == CUDNN_STATUS_NOT_SUPPORTED || category == CUDNN_STATUS_BAD_PARAM;
 }
 
-void describe(Plan& plan, const ConvShape& s, const ConvParams& p) {
+void describe(Plan& plan, const ConvShape& s, const Call& c) {
   CUDNN_CHECK_THROW(cudnnCreateTensorDescriptor(&plan.x));
   CUDNN_CHECK_THROW(cudnnCreateTensorDescriptor(&plan.y));
   CUDNN_CHECK_THROW(cudnnCreateTensorDescriptor(&plan.bias));
   CUDNN_CHECK_THROW(cudnnCreateFilterDescriptor(&plan.w));
   CUDNN_CHECK_THROW(cudnnCreateConvolutionDescriptor(&plan.conv));
   CUDNN_CHECK_THROW(cudnnCreateActivationDescriptor(&plan.act));
-  const cudnnTensorFormat_t format = p.layout == Layout::NCHW ? CUDNN_TENSOR_NCHW : CUDNN_TENSOR_NHWC;
-  CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(plan.x, format, CUDNN_DATA_FLOAT, s.N, s.C, s.H, s.W));
-  CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(plan.y, format, CUDNN_DATA_FLOAT, s.N, s.K, s.P(), s.Q()));
-  CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(plan.bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, s.K, 1, 1));
+  const cudnnTensorFormat_t format = c.layout == Layout::NCHW ? CUDNN_TENSOR_NCHW : CUDNN_TENSOR_NHWC;
+  const cudnnDataType_t type = c.data_type();
+  CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(plan.x, format, type, s.N, s.C, s.H, s.W));
+  CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(plan.y, format, type, s.N, s.K, s.P(), s.Q()));
+  CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(plan.bias, CUDNN_TENSOR_NCHW, type, 1, s.K, 1, 1));
   // The filter format names the memory order: NHWC is KRSC, NCHW is KCRS.
-  CUDNN_CHECK_THROW(cudnnSetFilter4dDescriptor(plan.w, CUDNN_DATA_FLOAT, format, s.K, s.C, s.R, s.S));
+  CUDNN_CHECK_THROW(cudnnSetFilter4dDescriptor(plan.w, type, format, s.K, s.C, s.R, s.S));
+  // Products accumulate in FP32 in both precisions.
   CUDNN_CHECK_THROW(cudnnSetConvolution2dDescriptor(plan.conv, s.pad, s.pad, s.stride, s.stride, 1, 1,
                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
   CUDNN_CHECK_THROW(cudnnSetActivationDescriptor(
-      plan.act, p.relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+      plan.act, c.relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY, CUDNN_NOT_PROPAGATE_NAN, 0.0));
 }
 
 struct Candidate {
@@ -179,9 +207,11 @@ struct Candidate {
 // flags allow and whose workspace fits. cuDNN only knows at call time whether the fused kernel
 // exists for a case (identity activation, for one, is IMPLICIT_PRECOMP_GEMM only), so these are
 // candidates until a call succeeds.
-std::vector<Candidate> candidates(const Exec& ex, Plan& plan, const ConvParams& p) {
+std::vector<Candidate> candidates(const Exec& ex, Plan& plan, const Call& call) {
   // CUDNN_DEFAULT_MATH permits TF32 on Ampere and later; FMA math is the strict FP32 setting.
-  CUDNN_CHECK_THROW(cudnnSetConvolutionMathType(plan.conv, p.tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
+  // bfloat16 is for tensor cores.
+  const bool tensor_cores = call.tensor_cores();
+  CUDNN_CHECK_THROW(cudnnSetConvolutionMathType(plan.conv, tensor_cores ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
   cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
   int count = 0;
   CUDNN_CHECK_THROW(cudnnGetConvolutionForwardAlgorithm_v7(ex.dnn, plan.x, plan.w, plan.conv, plan.y,
@@ -192,9 +222,9 @@ std::vector<Candidate> candidates(const Exec& ex, Plan& plan, const ConvParams& 
       const cudnnConvolutionFwdAlgoPerf_t& c = perf[i];
       if (c.status != CUDNN_STATUS_SUCCESS) continue;
       const bool tensor_op = c.mathType == CUDNN_TENSOR_OP_MATH || c.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
-      if (tensor_op && !p.tf32) continue;
-      if (fused && !p.relu && c.algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) continue;
-      const cudnnMathType_t math = p.tf32 ? c.mathType : CUDNN_FMA_MATH;
+      if (tensor_op && !tensor_cores) continue;
+      if (fused && !call.relu && c.algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) continue;
+      const cudnnMathType_t math = tensor_cores ? c.mathType : CUDNN_FMA_MATH;
       CUDNN_CHECK_THROW(cudnnSetConvolutionMathType(plan.conv, math));
       size_t bytes = 0;
       const cudnnStatus_t st =
@@ -208,12 +238,12 @@ std::vector<Candidate> candidates(const Exec& ex, Plan& plan, const ConvParams& 
 
 // Milliseconds of the fastest of kTimedCalls calls with the plan's current choice (the caller
 // has made the warm-up call).
-float fastest_ms(const Exec& ex, const Plan& plan, const ConvShape& s, const float* x, const ConvParams& p, float* y) {
+float fastest_ms(const Exec& ex, const Plan& plan, const ConvShape& s, const Call& c) {
   Event start(Device::CUDA, true), stop(Device::CUDA, true);
   float best = 0;
   for (int i = 0; i < kTimedCalls; ++i) {
     start.record(ex.stream);
-    CUDNN_CHECK_THROW(run(ex, plan, s, x, p, y));
+    CUDNN_CHECK_THROW(run(ex, plan, s, c));
     stop.record(ex.stream);
     stop.synchronize();
     const float ms = stop.elapsed_ms_since(start);
@@ -225,24 +255,24 @@ float fastest_ms(const Exec& ex, const Plan& plan, const ConvShape& s, const flo
 // Builds the plan and leaves y computed with it. Heuristic: the first candidate that runs wins.
 // Timed: every candidate that runs is timed and the fastest is run once more, last, so that y
 // is its result.
-std::unique_ptr<Plan> make_plan(const Exec& ex, const ConvShape& s, const float* x, const ConvParams& p, float* y) {
+std::unique_ptr<Plan> make_plan(const Exec& ex, const ConvShape& s, const Call& c) {
   auto plan = std::make_unique<Plan>();
-  describe(*plan, s, p);
+  describe(*plan, s, c);
   const Candidate* best = nullptr;
   float best_ms = 0;
-  const std::vector<Candidate> all = candidates(ex, *plan, p);
-  for (const Candidate& c : all) {
-    plan->choose(c.choice, c.math);
-    const cudnnStatus_t st = run(ex, *plan, s, x, p, y);
+  const std::vector<Candidate> all = candidates(ex, *plan, c);
+  for (const Candidate& cand : all) {
+    plan->choose(cand.choice, cand.math);
+    const cudnnStatus_t st = run(ex, *plan, s, c);
     if (unsupported(st)) continue;
     CUDNN_CHECK_THROW(st);
-    if (p.search == ConvSearch::Heuristic) return plan;
-    const float ms = fastest_ms(ex, *plan, s, x, p, y);
-    if (!best || ms < best_ms) best = &c, best_ms = ms;
+    if (c.search == ConvSearch::Heuristic) return plan;
+    const float ms = fastest_ms(ex, *plan, s, c);
+    if (!best || ms < best_ms) best = &cand, best_ms = ms;
   }
   if (!best) throw CudaError("conv2d: no cuDNN algorithm for this shape");
   plan->choose(best->choice, best->math);
-  CUDNN_CHECK_THROW(run(ex, *plan, s, x, p, y));
+  CUDNN_CHECK_THROW(run(ex, *plan, s, c));
   return plan;
 }
 
@@ -251,28 +281,44 @@ std::unique_ptr<Plan> make_plan(const Exec& ex, const ConvShape& s, const float*
 std::mutex plans_mutex;
 std::map<Key, std::unique_ptr<Plan>> plans;  // process lifetime; descriptors are host objects
 
-}  // namespace
-
-void conv2d(const Exec& ex, const ConvShape& s, const float* x, const ConvParams& p, float* y) {
+void convolve(const Exec& ex, const ConvShape& s, const Call& c) {
   if (size_t(s.N) * s.P() * s.Q() * s.K == 0) return;
-  const Key key = key_of(s, p);
+  const Key key = key_of(s, c);
   std::unique_lock<std::mutex> lock(plans_mutex);
   auto it = plans.find(key);
   if (it == plans.end()) {  // the first call of a shape runs inside make_plan, under the lock
-    plans.emplace(key, make_plan(ex, s, x, p, y));
+    plans.emplace(key, make_plan(ex, s, c));
     return;
   }
   const Plan& plan = *it->second;
   lock.unlock();  // plans are never erased or changed once built
-  CUDNN_CHECK_THROW(run(ex, plan, s, x, p, y));
+  CUDNN_CHECK_THROW(run(ex, plan, s, c));
 }
 
-std::optional<ConvChoice> conv2d_choice(const ConvShape& s, const ConvParams& p) {
-  const Key key = key_of(s, p);
+std::optional<ConvChoice> choice_of(const ConvShape& s, const Call& c) {
+  const Key key = key_of(s, c);
   std::lock_guard<std::mutex> lock(plans_mutex);
   auto it = plans.find(key);
   if (it == plans.end()) return std::nullopt;
   return it->second->choice;
+}
+
+}  // namespace
+
+void conv2d(const Exec& ex, const ConvShape& s, const float* x, const ConvParams& p, float* y) {
+  convolve(ex, s, call_of(x, p, y));
+}
+
+void conv2d(const Exec& ex, const ConvShape& s, const uint16_t* x, const ConvParamsBf16& p, uint16_t* y) {
+  convolve(ex, s, call_of(x, p, y));
+}
+
+std::optional<ConvChoice> conv2d_choice(const ConvShape& s, const ConvParams& p) {
+  return choice_of(s, call_of(nullptr, p, nullptr));
+}
+
+std::optional<ConvChoice> conv2d_choice(const ConvShape& s, const ConvParamsBf16& p) {
+  return choice_of(s, call_of(nullptr, p, nullptr));
 }
 
 }  // namespace caption::cuda

@@ -4,7 +4,9 @@
 // CUDA: cuDNN (cudnnConvolutionBiasActivationForward, the residual as its z input where cuDNN
 // allows), NHWC or NCHW, algorithm chosen once per shape and cached, workspace from the pool.
 #include <cstddef>
+#include <cstdint>
 #include <optional>
+#include <stdexcept>
 
 #include "kernels/layout.h"
 #include "runtime/exec.h"
@@ -35,11 +37,25 @@ struct ConvParams {
   ConvSearch search = ConvSearch::Heuristic;  // CUDA
 };
 
+// The bfloat16 form (CUDA only): x, w, residual and y hold bfloat16 bits (runtime/tensor.h),
+// products accumulate in FP32 on tensor cores. The bias comes in both precisions: cuDNN's fused
+// call takes it like y, our epilogue (when cuDNN has no fused kernel) adds it in FP32.
+struct ConvParamsBf16 {
+  const uint16_t* w;
+  const float* bias;
+  const uint16_t* bias16;
+  const uint16_t* residual;
+  bool relu;
+  Layout layout = Layout::NHWC;
+  ConvSearch search = ConvSearch::Heuristic;
+};
+
 namespace cpu {
 void conv2d(const ConvShape& s, const float* x, const ConvParams& p, float* y);  // NHWC only
 }
 namespace cuda {
 void conv2d(const Exec& ex, const ConvShape& s, const float* x, const ConvParams& p, float* y);
+void conv2d(const Exec& ex, const ConvShape& s, const uint16_t* x, const ConvParamsBf16& p, uint16_t* y);
 
 // What conv2d runs for (s, p) on the current device, once a call has chosen it: for the
 // benchmarks that put the engine's choice beside every alternative.
@@ -49,11 +65,16 @@ struct ConvChoice {
   size_t workspace;  // bytes
 };
 std::optional<ConvChoice> conv2d_choice(const ConvShape& s, const ConvParams& p);
+std::optional<ConvChoice> conv2d_choice(const ConvShape& s, const ConvParamsBf16& p);
 }  // namespace cuda
 
 inline void conv2d(const Exec& ex, const ConvShape& s, const float* x, const ConvParams& p, float* y) {
   if (ex.cuda()) CAPTION_CUDA_CALL(cuda::conv2d(ex, s, x, p, y));
   else cpu::conv2d(s, x, p, y);
+}
+inline void conv2d(const Exec& ex, const ConvShape& s, const uint16_t* x, const ConvParamsBf16& p, uint16_t* y) {
+  if (!ex.cuda()) throw std::invalid_argument("conv2d: bfloat16 runs on CUDA only");
+  CAPTION_CUDA_CALL(cuda::conv2d(ex, s, x, p, y));
 }
 
 }  // namespace caption

@@ -1,6 +1,7 @@
 #pragma once
 // Pooling: ResNet's 3x3/2 max pool after conv1 and the global average pool that turns the last
 // stage into the image feature. NHWC; NCHW too on CUDA (kernels/layout.h).
+#include <cstdint>
 #include <stdexcept>
 
 #include "kernels/layout.h"
@@ -23,6 +24,9 @@ void global_avgpool(int N, int H, int W, int C, const float* x, float* y);  // N
 namespace cuda {
 void maxpool2d(const Exec& ex, const PoolShape& s, const float* x, float* y);
 void global_avgpool(const Exec& ex, int N, int H, int W, int C, const float* x, float* y, Layout layout);
+// bfloat16 activations (bits, runtime/tensor.h); the average is summed in FP32 and written FP32.
+void maxpool2d(const Exec& ex, const PoolShape& s, const uint16_t* x, uint16_t* y);
+void global_avgpool(const Exec& ex, int N, int H, int W, int C, const uint16_t* x, float* y, Layout layout);
 }  // namespace cuda
 
 inline void check_cpu_layout(Layout layout) {
@@ -36,6 +40,17 @@ inline void global_avgpool(const Exec& ex, int N, int H, int W, int C, const flo
                            Layout layout = Layout::NHWC) {
   if (ex.cuda()) CAPTION_CUDA_CALL(cuda::global_avgpool(ex, N, H, W, C, x, y, layout));
   else check_cpu_layout(layout), cpu::global_avgpool(N, H, W, C, x, y);
+}
+inline void check_cuda_for_bf16(const Exec& ex) {
+  if (!ex.cuda()) throw std::invalid_argument("pooling: bfloat16 runs on CUDA only");
+}
+inline void maxpool2d(const Exec& ex, const PoolShape& s, const uint16_t* x, uint16_t* y) {
+  check_cuda_for_bf16(ex);
+  CAPTION_CUDA_CALL(cuda::maxpool2d(ex, s, x, y));
+}
+inline void global_avgpool(const Exec& ex, int N, int H, int W, int C, const uint16_t* x, float* y, Layout layout) {
+  check_cuda_for_bf16(ex);
+  CAPTION_CUDA_CALL(cuda::global_avgpool(ex, N, H, W, C, x, y, layout));
 }
 
 }  // namespace caption

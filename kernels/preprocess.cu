@@ -1,5 +1,6 @@
 #include <algorithm>
 
+#include "kernels/element.cuh"
 #include "kernels/preprocess.h"
 #include "runtime/cuda_check.h"
 
@@ -8,41 +9,53 @@ namespace caption::cuda {
 namespace {
 
 // One thread per pixel. The constants and float operations are those of the CPU reference (no
-// multiply-add to contract), so both backends produce the same bits. NCHW: channel c of pixel
-// i of image n goes to plane (n, c); `plane` = H*W.
-template <Normalization kNorm, Layout kLayout>
-__global__ void preprocess_kernel(const uint8_t* images, float* out, size_t pixels, size_t plane) {
+// multiply-add to contract), so both backends produce the same bits (bfloat16: the CPU's value
+// rounded to nearest even). NCHW: channel c of pixel i of image n goes to plane (n, c);
+// `plane` = H*W.
+template <class T, Normalization kNorm, Layout kLayout>
+__global__ void preprocess_kernel(const uint8_t* images, T* out, size_t pixels, size_t plane) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < pixels; i += size_t(gridDim.x) * blockDim.x) {
     const uint8_t* px = images + 3 * i;
-    float* o = kLayout == Layout::NHWC ? out + 3 * i : out + (i / plane) * 3 * plane + i % plane;
+    T* o = kLayout == Layout::NHWC ? out + 3 * i : out + (i / plane) * 3 * plane + i % plane;
     const size_t step = kLayout == Layout::NHWC ? 1 : plane;
     if constexpr (kNorm == Normalization::Caffe) {
-      o[0] = float(px[2]) - 103.939f;
-      o[step] = float(px[1]) - 116.779f;
-      o[2 * step] = float(px[0]) - 123.68f;
+      store(o[0], float(px[2]) - 103.939f);
+      store(o[step], float(px[1]) - 116.779f);
+      store(o[2 * step], float(px[0]) - 123.68f);
     } else {
-      o[0] = (float(px[0]) / 255.f - 0.485f) / 0.229f;
-      o[step] = (float(px[1]) / 255.f - 0.456f) / 0.224f;
-      o[2 * step] = (float(px[2]) / 255.f - 0.406f) / 0.225f;
+      store(o[0], (float(px[0]) / 255.f - 0.485f) / 0.229f);
+      store(o[step], (float(px[1]) / 255.f - 0.456f) / 0.224f);
+      store(o[2 * step], (float(px[2]) / 255.f - 0.406f) / 0.225f);
     }
   }
+}
+
+template <class T>
+void preprocess(const Exec& ex, const uint8_t* images, int N, int H, int W, Normalization norm, T* out,
+                Layout layout) {
+  const size_t pixels = size_t(N) * H * W;
+  if (pixels == 0) return;
+  const int threads = 256;
+  const int blocks = int(std::min<size_t>((pixels + threads - 1) / threads, 65536));
+  const bool caffe = norm == Normalization::Caffe, nhwc = layout == Layout::NHWC;
+  auto kernel = caffe ? (nhwc ? preprocess_kernel<T, Normalization::Caffe, Layout::NHWC>
+                              : preprocess_kernel<T, Normalization::Caffe, Layout::NCHW>)
+                      : (nhwc ? preprocess_kernel<T, Normalization::Torch, Layout::NHWC>
+                              : preprocess_kernel<T, Normalization::Torch, Layout::NCHW>);
+  kernel<<<blocks, threads, 0, ex.stream>>>(images, out, pixels, size_t(H) * W);
+  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
 
 void preprocess_images(const Exec& ex, const uint8_t* images, int N, int H, int W, Normalization norm, float* out,
                        Layout layout) {
-  const size_t pixels = size_t(N) * H * W;
-  if (pixels == 0) return;
-  const int threads = 256;
-  const int blocks = int(std::min<size_t>((pixels + threads - 1) / threads, 65536));
-  const bool caffe = norm == Normalization::Caffe, nhwc = layout == Layout::NHWC;
-  auto kernel = caffe ? (nhwc ? preprocess_kernel<Normalization::Caffe, Layout::NHWC>
-                              : preprocess_kernel<Normalization::Caffe, Layout::NCHW>)
-                      : (nhwc ? preprocess_kernel<Normalization::Torch, Layout::NHWC>
-                              : preprocess_kernel<Normalization::Torch, Layout::NCHW>);
-  kernel<<<blocks, threads, 0, ex.stream>>>(images, out, pixels, size_t(H) * W);
-  CUDA_CHECK_LAUNCH();
+  preprocess(ex, images, N, H, W, norm, out, layout);
+}
+
+void preprocess_images(const Exec& ex, const uint8_t* images, int N, int H, int W, Normalization norm, uint16_t* out,
+                       Layout layout) {
+  preprocess(ex, images, N, H, W, norm, reinterpret_cast<__nv_bfloat16*>(out), layout);
 }
 
 }  // namespace caption::cuda

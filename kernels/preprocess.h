@@ -21,6 +21,9 @@ namespace cuda {
 // `images` is device memory (uploaded from pinned host buffers by the caller).
 void preprocess_images(const Exec& ex, const uint8_t* images, int N, int H, int W, Normalization norm, float* out,
                        Layout layout);
+// bfloat16 output (bits, runtime/tensor.h): the FP32 values rounded to nearest even.
+void preprocess_images(const Exec& ex, const uint8_t* images, int N, int H, int W, Normalization norm, uint16_t* out,
+                       Layout layout);
 }
 
 inline void preprocess_images(const Exec& ex, const uint8_t* images, int N, int H, int W, Normalization norm,
@@ -31,6 +34,11 @@ inline void preprocess_images(const Exec& ex, const uint8_t* images, int N, int 
     if (layout != Layout::NHWC) throw std::invalid_argument("preprocess_images: the CPU reference is NHWC only");
     cpu::preprocess_images(images, N, H, W, norm, out);
   }
+}
+inline void preprocess_images(const Exec& ex, const uint8_t* images, int N, int H, int W, Normalization norm,
+                              uint16_t* out, Layout layout) {
+  if (!ex.cuda()) throw std::invalid_argument("preprocess_images: bfloat16 runs on CUDA only");
+  CAPTION_CUDA_CALL(cuda::preprocess_images(ex, images, N, H, W, norm, out, layout));
 }
 
 }  // namespace caption

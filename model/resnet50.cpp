@@ -1,5 +1,6 @@
 #include "model/resnet50.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -88,7 +89,7 @@ ResNet50::Conv ResNet50::fold(const std::map<std::string, Tensor>& weights, cons
 ResNet50::ResNet50(Context& ctx, const EncoderConfig& cfg, const std::map<std::string, Tensor>& weights,
                    const std::string& source, const EncoderOptions& options)
     : ctx_(ctx), cfg_(cfg), options_(options), slots_{Slot(ctx.device()), Slot(ctx.device())} {
-  if (ctx.device() == Device::CPU) options_.layout = Layout::NHWC;
+  if (ctx.device() == Device::CPU) options_ = EncoderOptions{};
   std::vector<float> flat;
   conv1_ = fold(weights, "conv1", "bn1", 2, 3, flat, source);
   if (conv1_.C != 3 || conv1_.K != 64 || conv1_.R != 7 || conv1_.S != 7)
@@ -118,6 +119,12 @@ ResNet50::ResNet50(Context& ctx, const EncoderConfig& cfg, const std::map<std::s
     }
   params_ = PoolBuffer<float>(ctx.pool(), flat.size(), ctx.exec().stream);
   ctx.upload(params_.data(), flat.data(), flat.size() * sizeof(float));
+  if (options_.bf16) {
+    std::vector<uint16_t> narrow(flat.size());
+    std::transform(flat.begin(), flat.end(), narrow.begin(), float_to_bfloat16);
+    params_bf16_ = PoolBuffer<uint16_t>(ctx.pool(), narrow.size(), ctx.exec().stream);
+    ctx.upload(params_bf16_.data(), narrow.data(), narrow.size() * sizeof(uint16_t));
+  }
 }
 
 // Queued copies may still read and write the slots' host buffers.
@@ -184,6 +191,17 @@ void ResNet50::run_conv(const Conv& c, int N, int H, int W, const float* x, cons
   *Q = s.Q();
 }
 
+void ResNet50::run_conv(const Conv& c, int N, int H, int W, const uint16_t* x, const uint16_t* residual, bool relu,
+                        uint16_t* y, int* P, int* Q) {
+  ConvShape s{N, H, W, c.C, c.K, c.R, c.S, c.stride, c.pad};
+  const uint16_t* narrow = params_bf16_.data();
+  const ConvParamsBf16 p{narrow + c.w, params_.data() + c.b, narrow + c.b, residual, relu, options_.layout,
+                         options_.search};
+  conv2d(ctx_.exec(), s, x, p, y);
+  *P = s.P();
+  *Q = s.Q();
+}
+
 void ResNet50::encode(const uint8_t* images, int N, float* features) {
   if (queued_) throw std::logic_error("ResNet50::encode with batches queued: collect them first");
   submit(images, N);
@@ -211,8 +229,11 @@ void ResNet50::submit(const uint8_t* images, int N) {
     slot.uploaded.wait(ex.stream);
     for (int first = 0; first < N; first += piece) {
       const int n = std::min(piece, N - first);
-      run_network(slot.pixels.data() + size_t(first) * S * S * 3, n, features_.data() + size_t(first) * feature_dim(),
-                  first + n == N ? &slot.consumed : nullptr);
+      const uint8_t* pixels = slot.pixels.data() + size_t(first) * S * S * 3;
+      float* features = features_.data() + size_t(first) * feature_dim();
+      Event* consumed = first + n == N ? &slot.consumed : nullptr;
+      if (options_.bf16) run_network<uint16_t>(pixels, n, features, consumed);
+      else run_network<float>(pixels, n, features, consumed);
     }
     // features_ is rewritten only by a later batch's kernels, queued after this download.
     ctx_.download_async(slot.features.data<float>(), features_.data(), size_t(N) * feature_dim() * sizeof(float));
@@ -225,14 +246,16 @@ void ResNet50::submit(const uint8_t* images, int N) {
   ++queued_;
 }
 
+// bfloat16 activations take half of each FP32 buffer.
+template <class T>
 void ResNet50::run_network(const uint8_t* pixels, int N, float* features, Event* preprocessed) {
   const Exec ex = ctx_.exec();
   const int S = cfg_.image_size;
-  float* x = buf_[0].data();
-  float* t1 = buf_[1].data();
-  float* t2 = buf_[2].data();
-  float* ds = buf_[3].data();
-  float* out = buf_[4].data();
+  T* x = reinterpret_cast<T*>(buf_[0].data());
+  T* t1 = reinterpret_cast<T*>(buf_[1].data());
+  T* t2 = reinterpret_cast<T*>(buf_[2].data());
+  T* ds = reinterpret_cast<T*>(buf_[3].data());
+  T* out = reinterpret_cast<T*>(buf_[4].data());
   preprocess_images(ex, pixels, N, S, S, cfg_.preprocess, out, options_.layout);
   if (preprocessed) preprocessed->record(ex.stream);
   int H = S, W = S, P, Q;
@@ -245,7 +268,7 @@ void ResNet50::run_network(const uint8_t* pixels, int N, float* features, Event*
     int H1, W1, H2, W2;
     run_conv(b.c1, N, H, W, x, nullptr, true, t1, &H1, &W1);
     run_conv(b.c2, N, H1, W1, t1, nullptr, true, t2, &H2, &W2);
-    const float* identity = x;
+    const T* identity = x;
     if (b.down) {
       int Hd, Wd;
       run_conv(b.ds, N, H, W, x, nullptr, false, ds, &Hd, &Wd);

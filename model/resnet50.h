@@ -16,11 +16,14 @@
 
 namespace caption {
 
-// How the CUDA encoder runs its convolutions (kernels/conv2d.h); the CPU always runs NHWC FP32.
+// How the CUDA encoder runs (kernels/conv2d.h); the CPU always runs NHWC FP32.
 struct EncoderOptions {
   bool tf32 = false;
   Layout layout = Layout::NHWC;
   ConvSearch search = ConvSearch::Heuristic;
+  // bfloat16 weights and activations, FP32 accumulation and features (tensor cores); the
+  // features move by up to ~1% of their largest value (tests/test_resnet50.cpp).
+  bool bf16 = false;
 };
 
 // Every tensor of a torchvision ResNet50 trunk with `stages` stages (4: up to layer3), as
@@ -71,8 +74,11 @@ class ResNet50 {
   };
   Conv fold(const std::map<std::string, Tensor>& weights, const std::string& conv, const std::string& bn, int stride,
             int pad, std::vector<float>& flat, const std::string& source);
+  // One convolution in FP32 or (T = uint16_t) bfloat16.
   void run_conv(const Conv& c, int N, int H, int W, const float* x, const float* residual, bool relu, float* y,
                 int* P, int* Q);
+  void run_conv(const Conv& c, int N, int H, int W, const uint16_t* x, const uint16_t* residual, bool relu,
+                uint16_t* y, int* P, int* Q);
   // Inputs and outputs of one queued batch. Two of them, so that the upload of one batch
   // does not overwrite the pixels the other's convolutions still read.
   struct Slot {
@@ -91,6 +97,8 @@ class ResNet50 {
   void grow_buffers(MemoryPool& pool, Stream st, int images, int features);
   // Preprocessing, the convolutions and the pooling of N images already on the device, into
   // features [N, feature_dim]; `preprocessed` is recorded once the pixels have been read.
+  // Activations are T: float, or uint16_t for bfloat16.
+  template <class T>
   void run_network(const uint8_t* pixels, int N, float* features, Event* preprocessed);
   void ensure_slot(Slot& slot, int N);
 
@@ -100,6 +108,7 @@ class ResNet50 {
   Conv conv1_;
   std::vector<Block> blocks_;
   PoolBuffer<float> params_;
+  PoolBuffer<uint16_t> params_bf16_;  // the same tensors at the same offsets, in bfloat16 (bf16 only)
   static constexpr int kCpuPiece = 16;  // images per network run on the CPU (submit)
   int capacity_ = 0;          // images the activation buffers hold
   int feature_capacity_ = 0;  // images features_ holds

@@ -33,6 +33,14 @@ float half_to_float(uint16_t h) {
 
 float bfloat16_to_float(uint16_t b) { return float_of(uint32_t(b) << 16); }
 
+uint16_t float_to_bfloat16(float f) {
+  const uint32_t u = bits_of(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40u);  // nan: keep sign, set quiet bit
+  // Half an ulp minus one, plus one if the kept part is odd: ties go to even; a carry into the
+  // exponent is the correct rounding up (to inf past the largest finite value).
+  return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
 // After F. Giesen's float_to_half_fast3_rtne: the hardware float adder does the rounding.
 uint16_t float_to_half(float f) {
   uint32_t u = bits_of(f);

@@ -22,7 +22,9 @@ struct Tensor {
 // rounds to nearest even, overflows to inf, keeps subnormals and turns any nan into a quiet nan.
 float half_to_float(uint16_t h);
 uint16_t float_to_half(float f);
-// bfloat16 is the top half of a binary32, so widening is a shift.
+// bfloat16 is the top half of a binary32, so widening is a shift; narrowing rounds to nearest
+// even (as CUDA's __float2bfloat16_rn does) and turns any nan into a quiet nan.
 float bfloat16_to_float(uint16_t b);
+uint16_t float_to_bfloat16(float f);
 
 }  // namespace caption

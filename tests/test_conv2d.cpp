@@ -256,6 +256,56 @@ TEST(Conv2d, CudaPlainFp32IsNotTf32) {
   }
 }
 
+// bfloat16 (CUDA only): inputs that are bfloat16 values give the FP32 result on them, accumulated in
+// FP32, rounded once or twice to bfloat16 (2^-9 relative each: the fused call rounds once, the plain
+// one rounds the convolution, then the epilogue's sum). Every shape, both layouts, both searches.
+std::vector<float> run_cuda_bf16(Context& gpu, const ConvShape& s, const Inputs& in, bool residual, bool relu,
+                                 const Variant& v) {
+  const bool nchw = v.layout == Layout::NCHW;
+  const int P = s.P(), Q = s.Q();
+  auto dx = test::to_device(gpu, test::to_bf16(nchw ? nhwc_to_nchw(in.x, s.N, s.H, s.W, s.C) : in.x));
+  auto dw = test::to_device(gpu, test::to_bf16(nchw ? nhwc_to_nchw(in.w, s.K, s.R, s.S, s.C) : in.w));
+  auto dr = test::to_device(gpu, test::to_bf16(nchw ? nhwc_to_nchw(in.res, s.N, P, Q, s.K) : in.res));
+  auto db = test::to_device(gpu, in.bias);
+  auto db16 = test::to_device(gpu, test::to_bf16(in.bias));
+  auto dy = test::to_device(gpu, std::vector<uint16_t>(size_t(s.N) * P * Q * s.K, 0x7fc0));  // NaN
+  const ConvParamsBf16 p{dw.data(), db.data(), db16.data(), residual ? dr.data() : nullptr, relu, v.layout, v.search};
+  conv2d(gpu.exec(), s, dx.data(), p, dy.data());
+  const auto y = test::from_bf16(test::to_host(gpu, dy));
+  return nchw ? nchw_to_nhwc(y, s.N, s.K, P, Q) : y;
+}
+
+TEST(Conv2d, CudaBf16CloseToCpu) {
+  REQUIRE_CUDA();
+  Context gpu(Device::CUDA);
+  std::vector<Case> cases = odd_cases();
+  cases.push_back({{2, 14, 14, 256, 1024, 1, 1, 1, 0}, true, true});  // a ResNet expand
+  cases.push_back({{2, 28, 28, 64, 64, 3, 3, 1, 1}, false, true});    // a ResNet 3x3
+  uint32_t seed = 500;
+  for (const Case& c : cases) {
+    Inputs in = make_inputs(c.s, seed += 10);
+    for (auto* v : {&in.x, &in.w, &in.res}) *v = test::from_bf16(test::to_bf16(*v));  // bfloat16 values
+    // The fused call takes the bias in bfloat16 too: the reference uses that one.
+    Inputs ref_in = in;
+    ref_in.bias = test::from_bf16(test::to_bf16(in.bias));
+    const auto ref = run_cpu(c.s, ref_in, c.residual, c.relu), ref_fp32_bias = run_cpu(c.s, in, c.residual, c.relu);
+    for (const Variant& v : kVariants) {
+      const auto y = run_cuda_bf16(gpu, c.s, in, c.residual, c.relu, v);
+      EXPECT_TRUE(close_to_scale(y, ref, 1e-2f) || close_to_scale(y, ref_fp32_bias, 1e-2f))
+          << name(v) << " C=" << c.s.C << " K=" << c.s.K << " R=" << c.s.R << " N=" << c.s.N;
+    }
+  }
+}
+
+TEST(Conv2d, Bf16OnTheCpuIsRefused) {
+  Context cpu(Device::CPU);
+  const ConvShape s{1, 3, 3, 2, 2, 1, 1, 1, 0};
+  std::vector<uint16_t> x(18), w(4), y(18);
+  const std::vector<float> bias(2);
+  EXPECT_THROW(conv2d(cpu.exec(), s, x.data(), ConvParamsBf16{w.data(), bias.data(), w.data(), nullptr, true}, y.data()),
+               std::invalid_argument);
+}
+
 TEST(Conv2d, CudaTf32CloseToCpu) {
   REQUIRE_CUDA();
   Context gpu(Device::CUDA);

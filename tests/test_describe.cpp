@@ -179,20 +179,22 @@ TEST(Describe, BatchOverTheMemoryLimitIsSplit) {
   EXPECT_EQ(test::read_bytes(dir.path("o.jsonl")), whole.output);
 }
 
-// The encoder's CUDA options (layout, timed algorithm choice) change how, not what: the same
-// captions as the defaults. The CPU accepts and ignores them.
+// The encoder's CUDA options for FP32 (layout, timed algorithm choice) change how, not what: the
+// same captions as the defaults. The CPU accepts and ignores them, and --bf16 too.
 TEST(Describe, ConvOptionsKeepCaptions) {
   if (!have_images()) GTEST_SKIP() << "no image support in this build";
-  for (const char* device : {"cpu", "cuda"}) {
-    if (std::string(device) == "cuda" && !cuda_available()) continue;
+  for (const std::string device : {"cpu", "cuda"}) {
+    if (device == "cuda" && !cuda_available()) continue;
     const std::string base = "describe " + kExamples + " --device " + device + " --batch 4";
     auto plain = run_cli(base + " 2>/dev/null");
     ASSERT_EQ(plain.status, 0) << plain.output;
-    auto other = run_cli(base + " --conv-layout nchw --conv-search timed 2>/dev/null");
+    auto other = run_cli(base + " --conv-layout nchw --conv-search timed" + (device == "cpu" ? " --bf16" : "") +
+                         " 2>/dev/null");
     ASSERT_EQ(other.status, 0) << other.output;
     EXPECT_EQ(other.output, plain.output) << device;
   }
   test::expect_one_line_error(run_cli("describe " + kExamples + " --conv-search fastest"), "--conv-search");
+  test::expect_one_line_error(run_cli("describe " + kExamples + " --bf16 --tf32"), "--tf32");
 }
 
 // --max-pixels refuses images from their header: 224x224 is 50176 pixels.

@@ -94,8 +94,16 @@ TEST(Pool, CudaMatchesCpuExactly) {
     auto dxt = test::to_device(gpu, test::nhwc_to_nchw(x, s.N, s.H, s.W, s.C));
     maxpool2d(gpu.exec(), nchw, dxt.data(), dy.data());
     EXPECT_EQ(test::nchw_to_nhwc(test::to_host(gpu, dy), s.N, s.C, s.P(), s.Q()), ref) << "NCHW maxpool H=" << s.H;
+    // bfloat16: the max of bfloat16 values is one of them, so the CPU's max of the widened values.
+    const auto x16 = test::to_bf16(x);
+    std::vector<float> ref16(ref.size());
+    cpu::maxpool2d(s, test::from_bf16(x16).data(), ref16.data());
+    auto dx16 = test::to_device(gpu, x16);
+    PoolBuffer<uint16_t> dy16(gpu.pool(), ref.size(), gpu.exec().stream);
+    maxpool2d(gpu.exec(), s, dx16.data(), dy16.data());
+    EXPECT_EQ(test::from_bf16(test::to_host(gpu, dy16)), ref16) << "bfloat16 maxpool H=" << s.H;
   }
-  // Global average: same summation order on both backends and layouts, so equal bits. C = 2048 at 7x7 is ResNet's.
+  // Global average: same summation order on both backends, layouts and precisions, so equal bits. C = 2048 at 7x7 is ResNet's.
   for (auto [N, H, W, C] : std::vector<std::array<int, 4>>{{1, 7, 7, 2048}, {3, 5, 3, 1}, {2, 1, 1, 7}, {2, 9, 11, 33}}) {
     const auto x = random_vector(size_t(N) * H * W * C, seed++);
     std::vector<float> ref(size_t(N) * C);
@@ -107,6 +115,15 @@ TEST(Pool, CudaMatchesCpuExactly) {
     auto dxt = test::to_device(gpu, test::nhwc_to_nchw(x, N, H, W, C));
     global_avgpool(gpu.exec(), N, H, W, C, dxt.data(), dy.data(), Layout::NCHW);
     EXPECT_EQ(test::to_host(gpu, dy), ref) << "NCHW avgpool C=" << C;
+    // bfloat16 in, summed in FP32 in the same order: the CPU's average of the widened values.
+    const auto x16 = test::to_bf16(x);
+    std::vector<float> ref16(ref.size());
+    cpu::global_avgpool(N, H, W, C, test::from_bf16(x16).data(), ref16.data());
+    for (Layout layout : {Layout::NHWC, Layout::NCHW}) {
+      auto dx16 = test::to_device(gpu, layout == Layout::NHWC ? x16 : test::nhwc_to_nchw(x16, N, H, W, C));
+      global_avgpool(gpu.exec(), N, H, W, C, dx16.data(), dy.data(), layout);
+      EXPECT_EQ(test::to_host(gpu, dy), ref16) << "bfloat16 " << layout_name(layout) << " avgpool C=" << C;
+    }
   }
 }
 

@@ -28,7 +28,7 @@ TEST(Preprocess, TorchHandValues) {
 }
 
 // Same constants and operations on both backends: equal bits, on an odd-sized batch, in both
-// layouts.
+// layouts, and in bfloat16 the CPU's values rounded.
 TEST(Preprocess, CudaMatchesCpuExactly) {
   REQUIRE_CUDA();
   Context gpu(Device::CUDA);
@@ -46,6 +46,9 @@ TEST(Preprocess, CudaMatchesCpuExactly) {
     EXPECT_EQ(test::to_host(gpu, dout), ref);
     preprocess_images(gpu.exec(), dimg.data(), N, H, W, norm, dout.data(), Layout::NCHW);
     EXPECT_EQ(test::nchw_to_nhwc(test::to_host(gpu, dout), N, 3, H, W), ref) << "NCHW";
+    PoolBuffer<uint16_t> d16(gpu.pool(), img.size(), gpu.exec().stream);
+    preprocess_images(gpu.exec(), dimg.data(), N, H, W, norm, d16.data(), Layout::NHWC);
+    EXPECT_EQ(test::to_host(gpu, d16), test::to_bf16(ref)) << "bfloat16";
   }
 }
 

@@ -47,6 +47,26 @@ TEST(Safetensors, BFloat16ToFloat) {
   EXPECT_TRUE(std::isnan(bfloat16_to_float(0x7fc0)));
 }
 
+// Narrowing: every bfloat16 survives a round trip; between two neighbours the nearer wins and a
+// tie goes to the even one; overflow rounds to inf; nan stays nan.
+TEST(Safetensors, FloatToBFloat16RoundsToNearestEven) {
+  for (uint32_t b = 0; b < 0x10000; ++b) {
+    const float f = bfloat16_to_float(uint16_t(b));
+    if (std::isnan(f)) {
+      EXPECT_TRUE(std::isnan(bfloat16_to_float(float_to_bfloat16(f)))) << b;
+      continue;
+    }
+    ASSERT_EQ(float_to_bfloat16(f), b);
+  }
+  const float one = 1.0f, ulp = std::ldexp(1.0f, -7);                          // bfloat16 ulp at 1
+  EXPECT_EQ(float_to_bfloat16(one + ulp / 2), 0x3f80);                         // tie: even (1.0)
+  EXPECT_EQ(float_to_bfloat16(one + 3 * ulp / 2), 0x3f82);                     // tie: even (1 + 2ulp)
+  EXPECT_EQ(float_to_bfloat16(std::nextafter(one + ulp / 2, 2.f)), 0x3f81);    // past the tie: up
+  EXPECT_EQ(float_to_bfloat16(-(one + ulp / 2)), 0xbf80);
+  EXPECT_EQ(float_to_bfloat16(std::numeric_limits<float>::max()), 0x7f80);     // rounds to inf
+  EXPECT_EQ(float_to_bfloat16(std::ldexp(1.0f, -140)), 0x0000);                // below half the smallest: 0
+}
+
 TEST(Safetensors, FloatToHalfRoundTripsEveryHalf) {
   for (uint32_t h = 0; h < 0x10000; ++h) {
     float f = half_to_float(uint16_t(h));

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "runtime/context.h"
+#include "runtime/tensor.h"
 
 namespace caption::test {
 
@@ -28,20 +29,34 @@ inline std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.f
 }
 
 // 4-D tensors from NCHW to NHWC order and back (also weights, OIHW <-> OHWI).
-inline std::vector<float> nchw_to_nhwc(const std::vector<float>& v, int N, int C, int H, int W) {
-  std::vector<float> out(v.size());
+template <class T>
+std::vector<T> nchw_to_nhwc(const std::vector<T>& v, int N, int C, int H, int W) {
+  std::vector<T> out(v.size());
   for (int n = 0; n < N; ++n)
     for (int c = 0; c < C; ++c)
       for (int h = 0; h < H; ++h)
         for (int w = 0; w < W; ++w) out[((size_t(n) * H + h) * W + w) * C + c] = v[((size_t(n) * C + c) * H + h) * W + w];
   return out;
 }
-inline std::vector<float> nhwc_to_nchw(const std::vector<float>& v, int N, int H, int W, int C) {
-  std::vector<float> out(v.size());
+template <class T>
+std::vector<T> nhwc_to_nchw(const std::vector<T>& v, int N, int H, int W, int C) {
+  std::vector<T> out(v.size());
   for (int n = 0; n < N; ++n)
     for (int c = 0; c < C; ++c)
       for (int h = 0; h < H; ++h)
         for (int w = 0; w < W; ++w) out[((size_t(n) * C + c) * H + h) * W + w] = v[((size_t(n) * H + h) * W + w) * C + c];
+  return out;
+}
+
+// Rounded to bfloat16 (bits), and those bits widened back.
+inline std::vector<uint16_t> to_bf16(const std::vector<float>& v) {
+  std::vector<uint16_t> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = float_to_bfloat16(v[i]);
+  return out;
+}
+inline std::vector<float> from_bf16(const std::vector<uint16_t>& v) {
+  std::vector<float> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = bfloat16_to_float(v[i]);
   return out;
 }
 

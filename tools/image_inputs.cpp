@@ -16,7 +16,11 @@ void add_image_run_options(CLI::App* sub, ImageRunOptions& opt) {
                   "refuse images with more pixels than this (read from the header, before decoding)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  sub->add_flag("--tf32", opt.tf32, "CUDA: allow TF32 tensor cores in convolutions");
+  auto* tf32 = sub->add_flag("--tf32", opt.tf32, "CUDA: allow TF32 tensor cores in convolutions");
+  sub->add_flag("--bf16", opt.bf16,
+                "CUDA: run the encoder in bfloat16 on tensor cores (FP32 accumulation; features move by up to "
+                "~1% of their largest value)")
+      ->excludes(tf32);
   sub->add_option("--conv-layout", opt.conv_layout, "CUDA: the encoder's activation layout, nhwc or nchw")
       ->capture_default_str()
       ->check(CLI::IsMember({"nhwc", "nchw"}));
@@ -36,7 +40,8 @@ std::unique_ptr<ResNet50> load_encoder(Context& ctx, const ModelFiles& files, co
   return std::make_unique<ResNet50>(ctx, config, files.encoder_weights, join_path(files.dir, config.weights),
                                     EncoderOptions{opt.tf32, opt.conv_layout == "nchw" ? Layout::NCHW : Layout::NHWC,
                                                    opt.conv_search == "timed" ? ConvSearch::Timed
-                                                                              : ConvSearch::Heuristic});
+                                                                              : ConvSearch::Heuristic,
+                                                   opt.bf16});
 }
 
 void FailedImages::add(const std::string& error) {

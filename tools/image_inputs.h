@@ -14,13 +14,13 @@ namespace caption::cli {
 struct ImageRunOptions {
   int batch = 32;
   int threads = 2;  // decode threads
-  bool tf32 = false;
+  bool tf32 = false, bf16 = false;
   std::string conv_layout = "nhwc", conv_search = "heuristic";
   int64_t max_pixels = ImageOptions().max_pixels;
 };
 
-// Adds --threads, --max-pixels, --tf32, --conv-layout and --conv-search to a command that reads
-// images.
+// Adds --threads, --max-pixels, --tf32, --bf16, --conv-layout and --conv-search to a command that
+// reads images.
 void add_image_run_options(CLI::App* sub, ImageRunOptions& opt);
 
 std::unique_ptr<ResNet50> load_encoder(Context& ctx, const ModelFiles& files, const ImageRunOptions& opt);
