@@ -22,7 +22,7 @@ struct EncoderOptions {
   Layout layout = Layout::NHWC;
   ConvSearch search = ConvSearch::Heuristic;
   // bfloat16 weights and activations, FP32 accumulation and features (tensor cores); the
-  // features move by up to ~1% of their largest value (tests/test_resnet50.cpp).
+  // features move by about 0.5% of their largest value (tests/test_resnet50.cpp).
   bool bf16 = false;
 };
 

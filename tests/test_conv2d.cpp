@@ -257,8 +257,10 @@ TEST(Conv2d, CudaPlainFp32IsNotTf32) {
 }
 
 // bfloat16 (CUDA only): inputs that are bfloat16 values give the FP32 result on them, accumulated in
-// FP32, rounded once or twice to bfloat16 (2^-9 relative each: the fused call rounds once, the plain
-// one rounds the convolution, then the epilogue's sum). Every shape, both layouts, both searches.
+// FP32, rounded once or twice to bfloat16 (up to 2^-8 of the value each: the fused call rounds
+// once, with the bias in bfloat16; the plain one rounds the convolution, whose value may exceed
+// the output's by |bias| + |residual| <= 2, then the epilogue's sum). Every shape, both layouts,
+// both searches.
 std::vector<float> run_cuda_bf16(Context& gpu, const ConvShape& s, const Inputs& in, bool residual, bool relu,
                                  const Variant& v) {
   const bool nchw = v.layout == Layout::NCHW;
@@ -291,7 +293,7 @@ TEST(Conv2d, CudaBf16CloseToCpu) {
     const auto ref = run_cpu(c.s, ref_in, c.residual, c.relu), ref_fp32_bias = run_cpu(c.s, in, c.residual, c.relu);
     for (const Variant& v : kVariants) {
       const auto y = run_cuda_bf16(gpu, c.s, in, c.residual, c.relu, v);
-      EXPECT_TRUE(close_to_scale(y, ref, 1e-2f) || close_to_scale(y, ref_fp32_bias, 1e-2f))
+      EXPECT_TRUE(close_to_scale(y, ref, 2e-2f) || close_to_scale(y, ref_fp32_bias, 2e-2f))
           << name(v) << " C=" << c.s.C << " K=" << c.s.K << " R=" << c.s.R << " N=" << c.s.N;
     }
   }

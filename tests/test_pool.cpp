@@ -98,10 +98,14 @@ TEST(Pool, CudaMatchesCpuExactly) {
     const auto x16 = test::to_bf16(x);
     std::vector<float> ref16(ref.size());
     cpu::maxpool2d(s, test::from_bf16(x16).data(), ref16.data());
-    auto dx16 = test::to_device(gpu, x16);
     PoolBuffer<uint16_t> dy16(gpu.pool(), ref.size(), gpu.exec().stream);
+    auto dx16 = test::to_device(gpu, x16);
     maxpool2d(gpu.exec(), s, dx16.data(), dy16.data());
     EXPECT_EQ(test::from_bf16(test::to_host(gpu, dy16)), ref16) << "bfloat16 maxpool H=" << s.H;
+    auto dx16t = test::to_device(gpu, test::nhwc_to_nchw(x16, s.N, s.H, s.W, s.C));
+    maxpool2d(gpu.exec(), nchw, dx16t.data(), dy16.data());
+    EXPECT_EQ(test::nchw_to_nhwc(test::from_bf16(test::to_host(gpu, dy16)), s.N, s.C, s.P(), s.Q()), ref16)
+        << "bfloat16 NCHW maxpool H=" << s.H;
   }
   // Global average: same summation order on both backends, layouts and precisions, so equal bits. C = 2048 at 7x7 is ResNet's.
   for (auto [N, H, W, C] : std::vector<std::array<int, 4>>{{1, 7, 7, 2048}, {3, 5, 3, 1}, {2, 1, 1, 7}, {2, 9, 11, 33}}) {

@@ -49,6 +49,8 @@ TEST(Preprocess, CudaMatchesCpuExactly) {
     PoolBuffer<uint16_t> d16(gpu.pool(), img.size(), gpu.exec().stream);
     preprocess_images(gpu.exec(), dimg.data(), N, H, W, norm, d16.data(), Layout::NHWC);
     EXPECT_EQ(test::to_host(gpu, d16), test::to_bf16(ref)) << "bfloat16";
+    preprocess_images(gpu.exec(), dimg.data(), N, H, W, norm, d16.data(), Layout::NCHW);
+    EXPECT_EQ(test::nchw_to_nhwc(test::to_host(gpu, d16), N, 3, H, W), test::to_bf16(ref)) << "bfloat16 NCHW";
   }
 }
 

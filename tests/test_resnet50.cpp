@@ -110,10 +110,10 @@ std::string variant_name(const char* model, Device device, const EncoderOptions&
 }
 
 // FP32: 1e-4 of the largest feature, the bound. bfloat16: tests/golden/bf16_encoder_error.py
-// rounds weights and activations as the engine does, in PyTorch, and measured 2.2e-2 on the random
-// network (1.9e-2 rounding each convolution twice, as the unfused path does) and 3.3e-3 (4.6e-3)
-// with the MSRA weights; the bounds leave twice that for the device's summation order.
-constexpr double kFp32Tolerance = 1e-4, kBf16RandomTolerance = 5e-2, kBf16MsraTolerance = 1e-2;
+// rounds weights and activations as the engine does, in PyTorch, and measured 7.9e-3 on the random
+// network with every convolution fused, 1.9e-2 with none, and 4.6e-3 either way with the MSRA
+// weights; the engine mixes the two, and the bounds leave 2-3x for the device's summation order.
+constexpr double kFp32Tolerance = 1e-4, kBf16RandomTolerance = 5e-2, kBf16MsraTolerance = 1.5e-2;
 
 void check_random_v15(Device device) {
   auto g = golden()["random_v15"];

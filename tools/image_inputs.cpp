@@ -18,8 +18,8 @@ void add_image_run_options(CLI::App* sub, ImageRunOptions& opt) {
       ->check(CLI::PositiveNumber);
   auto* tf32 = sub->add_flag("--tf32", opt.tf32, "CUDA: allow TF32 tensor cores in convolutions");
   sub->add_flag("--bf16", opt.bf16,
-                "CUDA: run the encoder in bfloat16 on tensor cores (FP32 accumulation; features move by up to "
-                "~1% of their largest value)")
+                "CUDA: run the encoder in bfloat16 on tensor cores (FP32 accumulation; features move by about "
+                "0.5% of their largest value)")
       ->excludes(tf32);
   sub->add_option("--conv-layout", opt.conv_layout, "CUDA: the encoder's activation layout, nhwc or nchw")
       ->capture_default_str()
