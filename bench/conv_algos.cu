@@ -1,11 +1,12 @@
 // conv_algos: which cuDNN algorithm each convolution of ResNet50 should use, measured. For every
-// class of bench/conv_classes.h at each batch size given (default 32), in FP32 (FMA math, no TF32), NHWC (the engine's
-// layout) and NCHW (PyTorch's faster one on the GPU): every forward algorithm cuDNN accepts,
-// as the fused call the engine makes (cudnnConvolutionBiasActivationForward with the class's
-// bias, residual and ReLU) and as the plain convolution (cudnnConvolutionForward, whose
-// epilogue the engine would add as one more pass), each the median of 10 calls timed with
-// events after 2 warm-ups; beside them the engine's own conv2d calls with the algorithm its
-// heuristic and its timed search choose (kernels/conv2d.h), and which one each chose.
+// class of bench/conv_classes.h at each batch size given (default 32), in FP32 (FMA math, no
+// TF32) NHWC (the engine's default) and NCHW (PyTorch's faster one on the GPU), and in bfloat16
+// NHWC (the engine's --bf16): every forward algorithm cuDNN accepts, as the fused call the engine
+// makes (cudnnConvolutionBiasActivationForward with the class's bias, residual and ReLU) and as
+// the plain convolution (cudnnConvolutionForward, whose epilogue the engine would add as one more
+// pass), each the median of 10 calls timed with events after 2 warm-ups; beside them the engine's
+// own conv2d calls with the algorithm its heuristic and its timed search choose
+// (kernels/conv2d.h), and which one each chose.
 //
 //   build/bench/conv_algos 32 1 > conv-algos.md        # markdown; needs a GPU
 //
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "bench/conv_classes.h"
+#include "kernels/element.cuh"
 #include "runtime/context.h"
 #include "runtime/cuda_check.h"
 
@@ -30,33 +32,38 @@ constexpr size_t kMaxWorkspace = size_t(1) << 30;  // what this sweep lets an al
 const char* kAlgoNames[] = {"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT",
                             "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
 
-__global__ void fill(float* p, size_t n, uint32_t seed) {
+template <class T>
+__global__ void fill(T* p, size_t n, uint32_t seed) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
     uint32_t h = uint32_t(i) * 2654435761u ^ seed;
     h ^= h >> 15, h *= 2246822519u, h ^= h >> 13;
-    p[i] = float(h & 0xffff) / 65536.f - 0.5f;
+    cuda::store(p[i], float(h & 0xffff) / 65536.f - 0.5f);
   }
 }
 
+// n random values in [-0.5, 0.5), FP32 or bfloat16.
 struct DeviceBuffer {
-  float* p = nullptr;
-  explicit DeviceBuffer(size_t n, uint32_t seed) {
-    CUDA_CHECK_THROW(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(float)));
-    fill<<<1024, 256>>>(p, n, seed);
+  void* p = nullptr;
+  DeviceBuffer(size_t n, uint32_t seed, bool bf16 = false) {
+    CUDA_CHECK_THROW(cudaMalloc(&p, std::max<size_t>(n, 1) * (bf16 ? 2 : 4)));
+    if (bf16) fill<<<1024, 256>>>(static_cast<__nv_bfloat16*>(p), n, seed);
+    else fill<<<1024, 256>>>(static_cast<float*>(p), n, seed);
     CUDA_CHECK_LAUNCH();
   }
+  template <class T>
+  T* as() const { return static_cast<T*>(p); }
   ~DeviceBuffer() { cudaFree(p); }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
 };
 
-// Descriptors for one class in one layout.
+// Descriptors for one class in one layout and precision.
 struct Descriptors {
   cudnnTensorDescriptor_t x{}, y{}, bias{};
   cudnnFilterDescriptor_t w{};
   cudnnConvolutionDescriptor_t conv{};
   cudnnActivationDescriptor_t act{};
-  Descriptors(const ConvClass& c, cudnnTensorFormat_t format) {
+  Descriptors(const ConvClass& c, cudnnTensorFormat_t format, bool bf16) {
     const ConvShape& s = c.shape;
     CUDNN_CHECK_THROW(cudnnCreateTensorDescriptor(&x));
     CUDNN_CHECK_THROW(cudnnCreateTensorDescriptor(&y));
@@ -64,13 +71,14 @@ struct Descriptors {
     CUDNN_CHECK_THROW(cudnnCreateFilterDescriptor(&w));
     CUDNN_CHECK_THROW(cudnnCreateConvolutionDescriptor(&conv));
     CUDNN_CHECK_THROW(cudnnCreateActivationDescriptor(&act));
-    CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(x, format, CUDNN_DATA_FLOAT, s.N, s.C, s.H, s.W));
-    CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(y, format, CUDNN_DATA_FLOAT, s.N, s.K, s.P(), s.Q()));
-    CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, s.K, 1, 1));
-    CUDNN_CHECK_THROW(cudnnSetFilter4dDescriptor(w, CUDNN_DATA_FLOAT, format, s.K, s.C, s.R, s.S));
+    const cudnnDataType_t type = bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+    CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(x, format, type, s.N, s.C, s.H, s.W));
+    CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(y, format, type, s.N, s.K, s.P(), s.Q()));
+    CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(bias, CUDNN_TENSOR_NCHW, type, 1, s.K, 1, 1));
+    CUDNN_CHECK_THROW(cudnnSetFilter4dDescriptor(w, type, format, s.K, s.C, s.R, s.S));
     CUDNN_CHECK_THROW(cudnnSetConvolution2dDescriptor(conv, s.pad, s.pad, s.stride, s.stride, 1, 1,
                                                       CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    CUDNN_CHECK_THROW(cudnnSetConvolutionMathType(conv, CUDNN_FMA_MATH));
+    CUDNN_CHECK_THROW(cudnnSetConvolutionMathType(conv, bf16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
     CUDNN_CHECK_THROW(cudnnSetActivationDescriptor(
         act, c.relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY, CUDNN_NOT_PROPAGATE_NAN, 0.0));
   }
@@ -126,13 +134,13 @@ struct Timed {
   }
 };
 
-void sweep(const Exec& ex, const ConvClass& c, Layout layout) {
+void sweep(const Exec& ex, const ConvClass& c, Layout layout, bool bf16) {
   const ConvShape& s = c.shape;
   const size_t out = size_t(s.N) * s.P() * s.Q() * s.K;
-  DeviceBuffer x(size_t(s.N) * s.H * s.W * s.C, 1), w(size_t(s.K) * s.C * s.R * s.S, 2), bias(s.K, 3),
-      y(out, 4), z(out, 5), ws(kMaxWorkspace / sizeof(float), 6);
+  DeviceBuffer x(size_t(s.N) * s.H * s.W * s.C, 1, bf16), w(size_t(s.K) * s.C * s.R * s.S, 2, bf16),
+      bias(s.K, 3, bf16), bias32(s.K, 3), y(out, 4, bf16), z(out, 5, bf16), ws(kMaxWorkspace / sizeof(float), 6);
   CUDA_CHECK_THROW(cudaDeviceSynchronize());  // the fills ran on the default stream, the calls run on ex.stream
-  Descriptors d(c, layout == Layout::NCHW ? CUDNN_TENSOR_NCHW : CUDNN_TENSOR_NHWC);
+  Descriptors d(c, layout == Layout::NCHW ? CUDNN_TENSOR_NCHW : CUDNN_TENSOR_NHWC, bf16);
   const float one = 1.f, zero = 0.f, alpha2 = c.residual ? 1.f : 0.f;
   cudnnHandle_t dnn = ex.dnn;
   cudaStream_t stream = ex.stream;
@@ -155,17 +163,22 @@ void sweep(const Exec& ex, const ConvClass& c, Layout layout) {
   // The engine's own calls (kernels/conv2d.cu), with each way it can choose, and what it chose.
   std::string engine[2];
   for (ConvSearch search : {ConvSearch::Heuristic, ConvSearch::Timed}) {
-    const ConvParams p{w.p, bias.p, c.residual ? z.p : nullptr, c.relu, false, layout, search};
+    const ConvParams p{w.as<float>(), bias.as<float>(), c.residual ? z.as<float>() : nullptr, c.relu, false, layout,
+                       search};
+    const ConvParamsBf16 p16{w.as<uint16_t>(), bias32.as<float>(), bias.as<uint16_t>(),
+                             c.residual ? z.as<uint16_t>() : nullptr, c.relu, layout, search};
     const double t = median_us(ex.stream, [&] {
-      conv2d(ex, s, x.p, p, y.p);
+      if (bf16) conv2d(ex, s, x.as<uint16_t>(), p16, y.as<uint16_t>());
+      else conv2d(ex, s, x.as<float>(), p, y.as<float>());
       return CUDNN_STATUS_SUCCESS;
     });
-    const auto choice = cuda::conv2d_choice(s, p);
+    const auto choice = bf16 ? cuda::conv2d_choice(s, p16) : cuda::conv2d_choice(s, p);
     engine[search == ConvSearch::Timed] =
         choice ? cell(t, choice->algo) + (choice->fused ? " fused" : " plain") : std::string("n/a");
   }
   const double gflop = 2.0 * double(out) * s.C * s.R * s.S * 1e-9;
-  std::printf("| %s | %d | %s | %.2f | %s | %s | %s | %s |\n", c.name.c_str(), s.N, layout_name(layout), gflop,
+  const std::string kind = std::string(layout_name(layout)) + (bf16 ? " bf16" : " fp32");
+  std::printf("| %s | %d | %s | %.2f | %s | %s | %s | %s |\n", c.name.c_str(), s.N, kind.c_str(), gflop,
               engine[0].c_str(), engine[1].c_str(), cell(fused.us, fused.algo).c_str(), cell(plain.us, plain.algo).c_str());
 }
 
@@ -194,16 +207,18 @@ int main(int argc, char** argv) {
     cudaDeviceProp prop{};
     CUDA_CHECK_THROW(cudaGetDeviceProperties(&prop, 0));
     Context ctx(Device::CUDA);
-    std::printf("cuDNN %zu on %s, FP32 (FMA math), median of 10 calls, µs (algorithm); plain = the "
-                "convolution alone, without the bias/residual/ReLU pass it would need; engine = "
-                "kernels/conv2d.cu's call with its heuristic or timed choice, epilogue included\n\n",
+    std::printf("cuDNN %zu on %s, FP32 (FMA math) and bfloat16 (tensor cores, FP32 accumulation), median of 10 "
+                "calls, µs (algorithm); plain = the convolution alone, without the bias/residual/ReLU pass it "
+                "would need; engine = kernels/conv2d.cu's call with its heuristic or timed choice, epilogue "
+                "included\n\n",
                 cudnnGetVersion(), prop.name);
     std::printf("| conv | batch | layout | GFLOP | engine heuristic | engine timed | fastest fused | fastest plain |\n");
     std::printf("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for (int batch : batches)
       for (ConvClass c : conv_classes()) {
         c.shape.N = batch;
-        for (Layout layout : {Layout::NHWC, Layout::NCHW}) sweep(ctx.exec(), c, layout);
+        for (Layout layout : {Layout::NHWC, Layout::NCHW}) sweep(ctx.exec(), c, layout, false);
+        sweep(ctx.exec(), c, Layout::NHWC, true);
         std::fflush(stdout);
       }
   } catch (const std::exception& e) {

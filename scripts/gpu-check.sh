@@ -274,7 +274,7 @@ fi
 ALGOS="(not run)"
 if ((BUILT && HAVE_GPU)) && [[ -x $BUILD/bench/conv_algos ]] && want algos; then
   # Batch 32 (what the encoder runs) first, then 1 (one photo, where the engine was 0.42x).
-  CAPTURE=$OUT/conv-algos.md step "conv_algos" 75 "$BUILD/bench/conv_algos" 32 1
+  CAPTURE=$OUT/conv-algos.md step "conv_algos" 90 "$BUILD/bench/conv_algos" 32 1
   ALGOS="$OUT/conv-algos.md"
 else
   skip "conv_algos" "$( ((BUILT && HAVE_GPU)) && echo "not in GPU_CHECK_ONLY" || echo "no GPU, or not built")"
