@@ -28,24 +28,27 @@ inline std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.f
   return v;
 }
 
-// 4-D tensors from NCHW to NHWC order and back (also weights, OIHW <-> OHWI).
+// 4-D tensors between NHWC and NCHW order (also weights, OHWI <-> OIHW): element (n,h,w,c) moves
+// from one order to the other.
 template <class T>
-std::vector<T> nchw_to_nhwc(const std::vector<T>& v, int N, int C, int H, int W) {
+std::vector<T> reorder_4d(const std::vector<T>& v, int N, int H, int W, int C, bool to_nchw) {
   std::vector<T> out(v.size());
   for (int n = 0; n < N; ++n)
     for (int c = 0; c < C; ++c)
       for (int h = 0; h < H; ++h)
-        for (int w = 0; w < W; ++w) out[((size_t(n) * H + h) * W + w) * C + c] = v[((size_t(n) * C + c) * H + h) * W + w];
+        for (int w = 0; w < W; ++w) {
+          const size_t nhwc = ((size_t(n) * H + h) * W + w) * C + c, nchw = ((size_t(n) * C + c) * H + h) * W + w;
+          (to_nchw ? out[nchw] : out[nhwc]) = to_nchw ? v[nhwc] : v[nchw];
+        }
   return out;
 }
 template <class T>
+std::vector<T> nchw_to_nhwc(const std::vector<T>& v, int N, int C, int H, int W) {
+  return reorder_4d(v, N, H, W, C, false);
+}
+template <class T>
 std::vector<T> nhwc_to_nchw(const std::vector<T>& v, int N, int H, int W, int C) {
-  std::vector<T> out(v.size());
-  for (int n = 0; n < N; ++n)
-    for (int c = 0; c < C; ++c)
-      for (int h = 0; h < H; ++h)
-        for (int w = 0; w < W; ++w) out[((size_t(n) * C + c) * H + h) * W + w] = v[((size_t(n) * H + h) * W + w) * C + c];
-  return out;
+  return reorder_4d(v, N, H, W, C, true);
 }
 
 // Rounded to bfloat16 (bits), and those bits widened back.
