@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <stdexcept>
 
 #include "kernels/element.cuh"
 #include "kernels/preprocess.h"
@@ -11,13 +12,14 @@ namespace {
 // One thread per pixel. The constants and float operations are those of the CPU reference (no
 // multiply-add to contract), so both backends produce the same bits (bfloat16: the CPU's value
 // rounded to nearest even). NCHW: channel c of pixel i of image n goes to plane (n, c);
-// `plane` = H*W.
+// `plane` = H*W. Channels 3.. of `channels` are zeros.
 template <class T, Normalization kNorm, Layout kLayout>
-__global__ void preprocess_kernel(const uint8_t* images, T* out, size_t pixels, size_t plane) {
+__global__ void preprocess_kernel(const uint8_t* images, T* out, size_t pixels, size_t plane, int channels) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < pixels; i += size_t(gridDim.x) * blockDim.x) {
     const uint8_t* px = images + 3 * i;
-    T* o = kLayout == Layout::NHWC ? out + 3 * i : out + (i / plane) * 3 * plane + i % plane;
+    T* o = kLayout == Layout::NHWC ? out + channels * i : out + (i / plane) * channels * plane + i % plane;
     const size_t step = kLayout == Layout::NHWC ? 1 : plane;
+    for (int c = 3; c < channels; ++c) store(o[c * step], 0.f);
     if constexpr (kNorm == Normalization::Caffe) {
       store(o[0], float(px[2]) - 103.939f);
       store(o[step], float(px[1]) - 116.779f);
@@ -32,7 +34,7 @@ __global__ void preprocess_kernel(const uint8_t* images, T* out, size_t pixels, 
 
 template <class T>
 void preprocess(const Exec& ex, const uint8_t* images, int N, int H, int W, Normalization norm, T* out,
-                Layout layout) {
+                Layout layout, int channels) {
   const size_t pixels = size_t(N) * H * W;
   if (pixels == 0) return;
   const int threads = 256;
@@ -42,7 +44,7 @@ void preprocess(const Exec& ex, const uint8_t* images, int N, int H, int W, Norm
                               : preprocess_kernel<T, Normalization::Caffe, Layout::NCHW>)
                       : (nhwc ? preprocess_kernel<T, Normalization::Torch, Layout::NHWC>
                               : preprocess_kernel<T, Normalization::Torch, Layout::NCHW>);
-  kernel<<<blocks, threads, 0, ex.stream>>>(images, out, pixels, size_t(H) * W);
+  kernel<<<blocks, threads, 0, ex.stream>>>(images, out, pixels, size_t(H) * W, channels);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -50,12 +52,13 @@ void preprocess(const Exec& ex, const uint8_t* images, int N, int H, int W, Norm
 
 void preprocess_images(const Exec& ex, const uint8_t* images, int N, int H, int W, Normalization norm, float* out,
                        Layout layout) {
-  preprocess(ex, images, N, H, W, norm, out, layout);
+  preprocess(ex, images, N, H, W, norm, out, layout, 3);
 }
 
 void preprocess_images(const Exec& ex, const uint8_t* images, int N, int H, int W, Normalization norm, uint16_t* out,
-                       Layout layout) {
-  preprocess(ex, images, N, H, W, norm, reinterpret_cast<__nv_bfloat16*>(out), layout);
+                       Layout layout, int channels) {
+  if (channels < 3) throw std::invalid_argument("preprocess_images: fewer than 3 output channels");
+  preprocess(ex, images, N, H, W, norm, reinterpret_cast<__nv_bfloat16*>(out), layout, channels);
 }
 
 }  // namespace caption::cuda

@@ -21,9 +21,11 @@ namespace cuda {
 // `images` is device memory (uploaded from pinned host buffers by the caller).
 void preprocess_images(const Exec& ex, const uint8_t* images, int N, int H, int W, Normalization norm, float* out,
                        Layout layout);
-// bfloat16 output (bits, runtime/tensor.h): the FP32 values rounded to nearest even.
+// bfloat16 output (bits, runtime/tensor.h): the FP32 values rounded to nearest even, in
+// `channels` >= 3 channels, the ones past the third zero (8 make a pixel one 16-byte vector, the
+// shape tensor-core convolutions want).
 void preprocess_images(const Exec& ex, const uint8_t* images, int N, int H, int W, Normalization norm, uint16_t* out,
-                       Layout layout);
+                       Layout layout, int channels);
 }
 
 inline void preprocess_images(const Exec& ex, const uint8_t* images, int N, int H, int W, Normalization norm,
@@ -36,9 +38,9 @@ inline void preprocess_images(const Exec& ex, const uint8_t* images, int N, int 
   }
 }
 inline void preprocess_images(const Exec& ex, const uint8_t* images, int N, int H, int W, Normalization norm,
-                              uint16_t* out, Layout layout) {
+                              uint16_t* out, Layout layout, int channels) {
   if (!ex.cuda()) throw std::invalid_argument("preprocess_images: bfloat16 runs on CUDA only");
-  CAPTION_CUDA_CALL(cuda::preprocess_images(ex, images, N, H, W, norm, out, layout));
+  CAPTION_CUDA_CALL(cuda::preprocess_images(ex, images, N, H, W, norm, out, layout, channels));
 }
 
 }  // namespace caption

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
+#include <type_traits>
 
 #include "kernels/pool.h"
 #include "kernels/preprocess.h"
@@ -122,6 +123,21 @@ ResNet50::ResNet50(Context& ctx, const EncoderConfig& cfg, const std::map<std::s
   if (options_.bf16) {
     std::vector<uint16_t> narrow(flat.size());
     std::transform(flat.begin(), flat.end(), narrow.begin(), float_to_bfloat16);
+    const Conv& c = conv1_;
+    conv1_bf16_ = c;
+    conv1_bf16_.C = kBf16InputChannels;
+    conv1_bf16_.w = narrow.size();
+    narrow.resize(narrow.size() + size_t(c.K) * c.R * c.S * kBf16InputChannels, 0);
+    const bool nhwc = options_.layout == Layout::NHWC;
+    for (int k = 0; k < c.K; ++k)
+      for (int ch = 0; ch < c.C; ++ch)
+        for (int r = 0; r < c.R; ++r)
+          for (int s = 0; s < c.S; ++s) {
+            auto at = [&](int C) {
+              return nhwc ? ((size_t(k) * c.R + r) * c.S + s) * C + ch : ((size_t(k) * C + ch) * c.R + r) * c.S + s;
+            };
+            narrow[conv1_bf16_.w + at(kBf16InputChannels)] = narrow[c.w + at(c.C)];
+          }
     params_bf16_ = PoolBuffer<uint16_t>(ctx.pool(), narrow.size(), ctx.exec().stream);
     ctx.upload(params_bf16_.data(), narrow.data(), narrow.size() * sizeof(uint16_t));
   }
@@ -246,7 +262,8 @@ void ResNet50::submit(const uint8_t* images, int N) {
   ++queued_;
 }
 
-// bfloat16 activations take half of each FP32 buffer.
+// bfloat16 activations fit in the FP32 buffers (the input too, padded to 8 channels: 16 bytes a
+// pixel of the 64 those hold).
 template <class T>
 void ResNet50::run_network(const uint8_t* pixels, int N, float* features, Event* preprocessed) {
   const Exec ex = ctx_.exec();
@@ -256,10 +273,12 @@ void ResNet50::run_network(const uint8_t* pixels, int N, float* features, Event*
   T* t2 = reinterpret_cast<T*>(buf_[2].data());
   T* ds = reinterpret_cast<T*>(buf_[3].data());
   T* out = reinterpret_cast<T*>(buf_[4].data());
-  preprocess_images(ex, pixels, N, S, S, cfg_.preprocess, out, options_.layout);
+  constexpr bool kBf16 = std::is_same_v<T, uint16_t>;
+  if constexpr (kBf16) preprocess_images(ex, pixels, N, S, S, cfg_.preprocess, out, options_.layout, kBf16InputChannels);
+  else preprocess_images(ex, pixels, N, S, S, cfg_.preprocess, out, options_.layout);
   if (preprocessed) preprocessed->record(ex.stream);
   int H = S, W = S, P, Q;
-  run_conv(conv1_, N, H, W, out, nullptr, true, t1, &P, &Q);
+  run_conv(kBf16 ? conv1_bf16_ : conv1_, N, H, W, out, nullptr, true, t1, &P, &Q);
   PoolShape ps{N, P, Q, 64, 3, 2, 1, options_.layout};
   maxpool2d(ex, ps, t1, x);
   H = ps.P(), W = ps.Q();

@@ -106,6 +106,10 @@ class ResNet50 {
   EncoderConfig cfg_;
   EncoderOptions options_;  // layout NHWC on the CPU
   Conv conv1_;
+  // bfloat16: conv1 over the input padded to 8 channels (kernels/preprocess.h), its weights
+  // zero-padded to match after the other tensors in params_bf16_.
+  static constexpr int kBf16InputChannels = 8;
+  Conv conv1_bf16_;
   std::vector<Block> blocks_;
   PoolBuffer<float> params_;
   PoolBuffer<uint16_t> params_bf16_;  // the same tensors at the same offsets, in bfloat16 (bf16 only)

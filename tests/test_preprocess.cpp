@@ -1,5 +1,6 @@
 #include "kernels/preprocess.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 
@@ -46,11 +47,22 @@ TEST(Preprocess, CudaMatchesCpuExactly) {
     EXPECT_EQ(test::to_host(gpu, dout), ref);
     preprocess_images(gpu.exec(), dimg.data(), N, H, W, norm, dout.data(), Layout::NCHW);
     EXPECT_EQ(test::nchw_to_nhwc(test::to_host(gpu, dout), N, 3, H, W), ref) << "NCHW";
-    PoolBuffer<uint16_t> d16(gpu.pool(), img.size(), gpu.exec().stream);
-    preprocess_images(gpu.exec(), dimg.data(), N, H, W, norm, d16.data(), Layout::NHWC);
-    EXPECT_EQ(test::to_host(gpu, d16), test::to_bf16(ref)) << "bfloat16";
-    preprocess_images(gpu.exec(), dimg.data(), N, H, W, norm, d16.data(), Layout::NCHW);
-    EXPECT_EQ(test::nchw_to_nhwc(test::to_host(gpu, d16), N, 3, H, W), test::to_bf16(ref)) << "bfloat16 NCHW";
+    // bfloat16, in 3 channels and in 8 (five zeros after the image's three).
+    std::vector<uint16_t> ref8(img.size() / 3 * 8, 0);
+    const auto ref16 = test::to_bf16(ref);
+    for (size_t px = 0; px < img.size() / 3; ++px) std::copy_n(ref16.begin() + 3 * px, 3, ref8.begin() + 8 * px);
+    PoolBuffer<uint16_t> d16(gpu.pool(), ref8.size(), gpu.exec().stream);
+    for (int channels : {3, 8}) {
+      const auto& want = channels == 3 ? ref16 : ref8;
+      preprocess_images(gpu.exec(), dimg.data(), N, H, W, norm, d16.data(), Layout::NHWC, channels);
+      auto got = test::to_host(gpu, d16);
+      got.resize(want.size());
+      EXPECT_EQ(got, want) << "bfloat16, channels " << channels;
+      preprocess_images(gpu.exec(), dimg.data(), N, H, W, norm, d16.data(), Layout::NCHW, channels);
+      got = test::to_host(gpu, d16);
+      got.resize(want.size());
+      EXPECT_EQ(test::nchw_to_nhwc(got, N, channels, H, W), want) << "bfloat16 NCHW, channels " << channels;
+    }
   }
 }
 
