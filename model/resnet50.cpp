@@ -124,20 +124,11 @@ ResNet50::ResNet50(Context& ctx, const EncoderConfig& cfg, const std::map<std::s
     std::vector<uint16_t> narrow(flat.size());
     std::transform(flat.begin(), flat.end(), narrow.begin(), float_to_bfloat16);
     const Conv& c = conv1_;
+    const auto padded = pad_input_channels(narrow.data() + c.w, c.K, c.R, c.S, c.C, kBf16InputChannels, options_.layout);
     conv1_bf16_ = c;
     conv1_bf16_.C = kBf16InputChannels;
     conv1_bf16_.w = narrow.size();
-    narrow.resize(narrow.size() + size_t(c.K) * c.R * c.S * kBf16InputChannels, 0);
-    const bool nhwc = options_.layout == Layout::NHWC;
-    for (int k = 0; k < c.K; ++k)
-      for (int ch = 0; ch < c.C; ++ch)
-        for (int r = 0; r < c.R; ++r)
-          for (int s = 0; s < c.S; ++s) {
-            auto at = [&](int C) {
-              return nhwc ? ((size_t(k) * c.R + r) * c.S + s) * C + ch : ((size_t(k) * C + ch) * c.R + r) * c.S + s;
-            };
-            narrow[conv1_bf16_.w + at(kBf16InputChannels)] = narrow[c.w + at(c.C)];
-          }
+    narrow.insert(narrow.end(), padded.begin(), padded.end());
     params_bf16_ = PoolBuffer<uint16_t>(ctx.pool(), narrow.size(), ctx.exec().stream);
     ctx.upload(params_bf16_.data(), narrow.data(), narrow.size() * sizeof(uint16_t));
   }

@@ -30,6 +30,24 @@ struct EncoderOptions {
 // (name, shape) in network order: conv weights [K,C,R,S], then their BN's four [K] tensors.
 std::vector<std::pair<std::string, std::vector<int64_t>>> resnet50_tensor_shapes(int stages);
 
+// Convolution weights [K, R, S, C] (NHWC) or [K, C, R, S] (NCHW) widened to C_to >= C input
+// channels, the new ones zero: the same convolution of an input whose extra channels are zero.
+template <class T>
+std::vector<T> pad_input_channels(const T* w, int K, int R, int S, int C, int C_to, Layout layout) {
+  std::vector<T> out(size_t(K) * R * S * C_to, T(0));
+  const bool nhwc = layout == Layout::NHWC;
+  for (int k = 0; k < K; ++k)
+    for (int c = 0; c < C; ++c)
+      for (int r = 0; r < R; ++r)
+        for (int s = 0; s < S; ++s) {
+          auto at = [&](int channels) {
+            return nhwc ? ((size_t(k) * R + r) * S + s) * channels + c : ((size_t(k) * channels + c) * R + r) * S + s;
+          };
+          out[at(C_to)] = w[at(C)];
+        }
+  return out;
+}
+
 class ResNet50 {
  public:
   // Weights with torchvision's names and layouts (fc.* and num_batches_tracked ignored); a

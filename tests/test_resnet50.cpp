@@ -280,6 +280,23 @@ TEST(ResNet50, QueuedEncodingStopsAllocatingCuda) {
   EXPECT_EQ(after.bytes_reserved, warm.bytes_reserved);
 }
 
+// The bf16 encoder's conv1 runs on the input padded to 8 channels with zero-padded weights: the
+// same convolution (checked with the CPU's), and the NCHW padding is the NHWC one reordered.
+TEST(ResNet50, PaddedInputChannelsGiveTheSameConvolution) {
+  const ConvShape s{2, 9, 11, 3, 5, 7, 7, 2, 3}, s8{2, 9, 11, 8, 5, 7, 7, 2, 3};
+  const auto x = test::random_vector(size_t(s.N) * s.H * s.W * 3, 1), w = test::random_vector(5 * 7 * 7 * 3, 2);
+  const auto bias = test::random_vector(5, 3);
+  std::vector<float> x8(size_t(s.N) * s.H * s.W * 8, 0.f);
+  for (size_t px = 0; px < x.size() / 3; ++px) std::copy_n(x.begin() + 3 * px, 3, x8.begin() + 8 * px);
+  const auto w8 = pad_input_channels(w.data(), 5, 7, 7, 3, 8, Layout::NHWC);
+  std::vector<float> y(size_t(s.N) * s.P() * s.Q() * 5), y8(y.size());
+  cpu::conv2d(s, x.data(), ConvParams{w.data(), bias.data(), nullptr, true}, y.data());
+  cpu::conv2d(s8, x8.data(), ConvParams{w8.data(), bias.data(), nullptr, true}, y8.data());
+  EXPECT_TRUE(test::all_close(y8, y, 1e-5f, 1e-5f));  // the GEMM's summation order follows its depth
+  const auto w_kcrs = test::nhwc_to_nchw(w, 5, 7, 7, 3);
+  EXPECT_EQ(pad_input_channels(w_kcrs.data(), 5, 7, 7, 3, 8, Layout::NCHW), test::nhwc_to_nchw(w8, 5, 7, 7, 8));
+}
+
 TEST(ResNet50, MissingOrMisshapedTensorIsNamed) {
   auto w = synthetic_resnet50();
   Context ctx(Device::CPU);
