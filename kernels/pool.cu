@@ -38,8 +38,7 @@ __global__ void maxpool_kernel(const T* x, T* y, int N, int H, int W, int C, int
       for (int b = 0; b < k; ++b) {
         const int w = q * stride - pad + b;
         if (w < 0 || w >= W) continue;
-        const size_t at = kLayout == Layout::NHWC ? ((n * H + h) * W + w) * C + c : ((n * C + c) * H + h) * W + w;
-        m = fmaxf(m, widen(x[at]));
+        m = fmaxf(m, widen(x[layout_offset(kLayout, n, c, h, w, C, H, W)]));
       }
     }
     store(y[i], m);
@@ -82,9 +81,6 @@ void avgpool(const Exec& ex, int N, int H, int W, int C, const T* x, float* y, L
   kernel<<<int((total + threads - 1) / threads), threads, 0, ex.stream>>>(x, y, N, H * W, C);
   CUDA_CHECK_LAUNCH();
 }
-
-__nv_bfloat16* bf16(uint16_t* p) { return reinterpret_cast<__nv_bfloat16*>(p); }
-const __nv_bfloat16* bf16(const uint16_t* p) { return reinterpret_cast<const __nv_bfloat16*>(p); }
 
 }  // namespace
 

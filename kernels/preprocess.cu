@@ -58,7 +58,7 @@ void preprocess_images(const Exec& ex, const uint8_t* images, int N, int H, int 
 void preprocess_images(const Exec& ex, const uint8_t* images, int N, int H, int W, Normalization norm, uint16_t* out,
                        Layout layout, int channels) {
   if (channels < 3) throw std::invalid_argument("preprocess_images: fewer than 3 output channels");
-  preprocess(ex, images, N, H, W, norm, reinterpret_cast<__nv_bfloat16*>(out), layout, channels);
+  preprocess(ex, images, N, H, W, norm, bf16(out), layout, channels);
 }
 
 }  // namespace caption::cuda

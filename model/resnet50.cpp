@@ -73,16 +73,14 @@ ResNet50::Conv ResNet50::fold(const std::map<std::string, Tensor>& weights, cons
   c.b = flat.size();
   flat.resize(flat.size() + c.K);
   flat.resize((flat.size() + 63) / 64 * 64);  // keep every tensor 256-byte aligned
-  const bool nhwc = options_.layout == Layout::NHWC;
   for (int k = 0; k < c.K; ++k) {
     double scale = g.data[k] / std::sqrt(double(var.data[k]) + cfg_.bn_eps);
     flat[c.b + k] = float(beta.data[k] - mean.data[k] * scale);
     for (int ch = 0; ch < c.C; ++ch)
       for (int r = 0; r < c.R; ++r)
-        for (int s = 0; s < c.S; ++s) {
-          const size_t oihw = ((size_t(k) * c.C + ch) * c.R + r) * c.S + s;
-          flat[c.w + (nhwc ? ((size_t(k) * c.R + r) * c.S + s) * c.C + ch : oihw)] = float(w.data[oihw] * scale);
-        }
+        for (int s = 0; s < c.S; ++s)
+          flat[c.w + layout_offset(options_.layout, k, ch, r, s, c.C, c.R, c.S)] =
+              float(w.data[layout_offset(Layout::NCHW, k, ch, r, s, c.C, c.R, c.S)] * scale);
   }
   return c;
 }

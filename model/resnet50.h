@@ -35,16 +35,11 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> resnet50_tensor_shapes
 template <class T>
 std::vector<T> pad_input_channels(const T* w, int K, int R, int S, int C, int C_to, Layout layout) {
   std::vector<T> out(size_t(K) * R * S * C_to, T(0));
-  const bool nhwc = layout == Layout::NHWC;
   for (int k = 0; k < K; ++k)
     for (int c = 0; c < C; ++c)
       for (int r = 0; r < R; ++r)
-        for (int s = 0; s < S; ++s) {
-          auto at = [&](int channels) {
-            return nhwc ? ((size_t(k) * R + r) * S + s) * channels + c : ((size_t(k) * channels + c) * R + r) * S + s;
-          };
-          out[at(C_to)] = w[at(C)];
-        }
+        for (int s = 0; s < S; ++s)
+          out[layout_offset(layout, k, c, r, s, C_to, R, S)] = w[layout_offset(layout, k, c, r, s, C, R, S)];
   return out;
 }
 

@@ -111,22 +111,30 @@ std::string name(const Variant& v) {
   return std::string(layout_name(v.layout)) + (v.search == ConvSearch::Timed ? " timed" : " heuristic");
 }
 
-// Inputs given (and the result returned) in NHWC like the CPU's; NCHW runs get them transposed.
-std::vector<float> run_cuda(Context& gpu, const ConvShape& s, const Inputs& in, bool residual, bool relu,
+// The CUDA runs take inputs in NHWC like the CPU's and return NHWC; NCHW runs get theirs
+// transposed here, and their output transposed back.
+Inputs in_layout(const ConvShape& s, const Inputs& in, Layout layout) {
+  if (layout == Layout::NHWC) return in;
+  return {nhwc_to_nchw(in.x, s.N, s.H, s.W, s.C), nhwc_to_nchw(in.w, s.K, s.R, s.S, s.C), in.bias,
+          nhwc_to_nchw(in.res, s.N, s.P(), s.Q(), s.K)};
+}
+template <class T>
+std::vector<T> out_of_layout(const ConvShape& s, const std::vector<T>& y, Layout layout) {
+  return layout == Layout::NHWC ? y : nchw_to_nhwc(y, s.N, s.K, s.P(), s.Q());
+}
+
+std::vector<float> run_cuda(Context& gpu, const ConvShape& s, const Inputs& nhwc, bool residual, bool relu,
                             const Variant& v, bool tf32 = false) {
-  const bool nchw = v.layout == Layout::NCHW;
+  const Inputs in = in_layout(s, nhwc, v.layout);
   const int P = s.P(), Q = s.Q();
-  auto dx = test::to_device(gpu, nchw ? nhwc_to_nchw(in.x, s.N, s.H, s.W, s.C) : in.x);
-  auto dw = test::to_device(gpu, nchw ? nhwc_to_nchw(in.w, s.K, s.R, s.S, s.C) : in.w);
-  auto dr = test::to_device(gpu, nchw ? nhwc_to_nchw(in.res, s.N, P, Q, s.K) : in.res);
+  auto dx = test::to_device(gpu, in.x), dw = test::to_device(gpu, in.w), dr = test::to_device(gpu, in.res);
   auto db = test::to_device(gpu, in.bias);
   // NaN-filled output: without a residual cuDNN gets y as its z input scaled by 0, which must not leak.
   auto dy = test::to_device(gpu,
                             std::vector<float>(size_t(s.N) * P * Q * s.K, std::numeric_limits<float>::quiet_NaN()));
   ConvParams p{dw.data(), db.data(), residual ? dr.data() : nullptr, relu, tf32, v.layout, v.search};
   conv2d(gpu.exec(), s, dx.data(), p, dy.data());
-  const auto y = test::to_host(gpu, dy);
-  return nchw ? nchw_to_nhwc(y, s.N, s.K, P, Q) : y;
+  return out_of_layout(s, test::to_host(gpu, dy), v.layout);
 }
 
 TEST(Conv2d, CpuMatchesNaive) {
@@ -261,20 +269,18 @@ TEST(Conv2d, CudaPlainFp32IsNotTf32) {
 // once, with the bias in bfloat16; the plain one rounds the convolution, whose value may exceed
 // the output's by |bias| + |residual| <= 2, then the epilogue's sum). Every shape, both layouts,
 // both searches.
-std::vector<float> run_cuda_bf16(Context& gpu, const ConvShape& s, const Inputs& in, bool residual, bool relu,
+std::vector<float> run_cuda_bf16(Context& gpu, const ConvShape& s, const Inputs& nhwc, bool residual, bool relu,
                                  const Variant& v) {
-  const bool nchw = v.layout == Layout::NCHW;
+  const Inputs in = in_layout(s, nhwc, v.layout);
   const int P = s.P(), Q = s.Q();
-  auto dx = test::to_device(gpu, test::to_bf16(nchw ? nhwc_to_nchw(in.x, s.N, s.H, s.W, s.C) : in.x));
-  auto dw = test::to_device(gpu, test::to_bf16(nchw ? nhwc_to_nchw(in.w, s.K, s.R, s.S, s.C) : in.w));
-  auto dr = test::to_device(gpu, test::to_bf16(nchw ? nhwc_to_nchw(in.res, s.N, P, Q, s.K) : in.res));
+  auto dx = test::to_device(gpu, test::to_bf16(in.x)), dw = test::to_device(gpu, test::to_bf16(in.w));
+  auto dr = test::to_device(gpu, test::to_bf16(in.res));
   auto db = test::to_device(gpu, in.bias);
   auto db16 = test::to_device(gpu, test::to_bf16(in.bias));
   auto dy = test::to_device(gpu, std::vector<uint16_t>(size_t(s.N) * P * Q * s.K, 0x7fc0));  // NaN
   const ConvParamsBf16 p{dw.data(), db.data(), db16.data(), residual ? dr.data() : nullptr, relu, v.layout, v.search};
   conv2d(gpu.exec(), s, dx.data(), p, dy.data());
-  const auto y = test::from_bf16(test::to_host(gpu, dy));
-  return nchw ? nchw_to_nhwc(y, s.N, s.K, P, Q) : y;
+  return out_of_layout(s, test::from_bf16(test::to_host(gpu, dy)), v.layout);
 }
 
 TEST(Conv2d, CudaBf16CloseToCpu) {

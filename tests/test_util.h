@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/layout.h"
 #include "runtime/context.h"
 #include "runtime/tensor.h"
 
@@ -32,14 +33,13 @@ inline std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.f
 // from one order to the other.
 template <class T>
 std::vector<T> reorder_4d(const std::vector<T>& v, int N, int H, int W, int C, bool to_nchw) {
+  const Layout from = to_nchw ? Layout::NHWC : Layout::NCHW, to = to_nchw ? Layout::NCHW : Layout::NHWC;
   std::vector<T> out(v.size());
   for (int n = 0; n < N; ++n)
     for (int c = 0; c < C; ++c)
       for (int h = 0; h < H; ++h)
-        for (int w = 0; w < W; ++w) {
-          const size_t nhwc = ((size_t(n) * H + h) * W + w) * C + c, nchw = ((size_t(n) * C + c) * H + h) * W + w;
-          (to_nchw ? out[nchw] : out[nhwc]) = to_nchw ? v[nhwc] : v[nchw];
-        }
+        for (int w = 0; w < W; ++w)
+          out[layout_offset(to, n, c, h, w, C, H, W)] = v[layout_offset(from, n, c, h, w, C, H, W)];
   return out;
 }
 template <class T>
