@@ -1,6 +1,7 @@
 #include "model/image_pipeline.h"
 
 #include <condition_variable>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -20,6 +21,18 @@ struct Decoded {
   std::vector<std::pair<size_t, std::string>> errors;
 };
 
+// One image's outcome, kept until the rest of its batch is in.
+struct Loaded {
+  bool ok = false;
+  std::string thumbnail;
+  std::string error;
+};
+
+struct Pending {
+  size_t done = 0;
+  std::vector<Loaded> images;
+};
+
 }  // namespace
 
 void encode_images(ResNet50& encoder, const std::vector<std::string>& paths, int batch, int threads,
@@ -27,50 +40,83 @@ void encode_images(ResNet50& encoder, const std::vector<std::string>& paths, int
                    const std::function<void(size_t, const std::string&)>& on_error, int thumbnail_side) {
   const ImageOptions opt = encoder.config().image_options();
   const size_t image_bytes = size_t(opt.image_size) * opt.image_size * 3;
-  const size_t batches = (paths.size() + batch - 1) / batch;
+  const size_t n = paths.size(), batches = (n + batch - 1) / batch;
   const int dim = encoder.feature_dim();
   threads = std::max(1, threads);
-  // Batch b is decoded into ring[b % ring.size()]. The look-ahead bound below keeps batches
-  // [consumed, consumed + threads] in flight, so a buffer comes round again only after its
-  // batch has been encoded. Pinned on CUDA (uploaded from directly, asynchronously) and
-  // allocated once: pinning is too slow to do per batch.
+  auto batch_size = [&](size_t b) { return std::min(n, (b + 1) * batch) - b * batch; };
+  // The workers claim single images in input order, so all of them work on the oldest batch
+  // not yet decoded: a batch is ready in 1/threads of the time one thread would take (small
+  // jobs, the first batch of big ones). Image i is decoded into slot i % batch of buffer
+  // ring[(i / batch) % ring.size()]. Two buffers are the encoder's (the batch it computes and
+  // the one queued behind it); the others let the workers run ahead by at least two batches
+  // and 2 * threads images. A buffer comes round again only after its batch has been
+  // delivered. Pinned on CUDA (uploaded from directly, asynchronously) and allocated once:
+  // pinning is too slow to do per batch.
+  const size_t ahead = std::max<size_t>(2, (2 * size_t(threads) + batch - 1) / batch);
   std::vector<HostBuffer> ring;
-  for (size_t i = 0; i < std::min<size_t>(threads + 1, batches); ++i)
-    ring.emplace_back(encoder.device(), std::min<size_t>(batch, paths.size()) * image_bytes);
+  for (size_t i = 0; i < std::min(2 + ahead, batches); ++i)
+    ring.emplace_back(encoder.device(), std::min<size_t>(batch, n) * image_bytes);
   std::mutex mu;
   std::condition_variable cv;
-  std::map<size_t, Decoded> ready;
-  size_t next_claim = 0, consumed = 0;
+  std::map<size_t, Pending> pending;  // by batch, created by its first image's worker
+  size_t next_image = 0, consumed = 0;
   bool stop = false;
 
   auto worker = [&] {
     for (;;) {
-      size_t b;
+      size_t i;
+      uint8_t* pixels;
       {
         std::unique_lock<std::mutex> lock(mu);
-        // Bounded look-ahead: never more than `threads` batches beyond the oldest not collected.
-        cv.wait(lock, [&] { return stop || next_claim >= batches || next_claim < consumed + threads + 1; });
-        if (stop || next_claim >= batches) return;
-        b = next_claim++;
+        cv.wait(lock, [&] { return stop || next_image >= n || next_image / batch < consumed + ring.size(); });
+        if (stop || next_image >= n) return;
+        i = next_image++;
+        pixels = ring[i / batch % ring.size()].data<uint8_t>() + i % batch * image_bytes;
       }
-      Decoded d;
-      uint8_t* pixels = ring[b % ring.size()].data<uint8_t>();
-      d.pixels = pixels;
-      const size_t first = b * batch, last = std::min(paths.size(), first + batch);
-      for (size_t i = first; i < last; ++i) {
-        try {
-          Thumbnail thumb{thumbnail_side, {}};
-          load_image(paths[i], opt, pixels + d.indices.size() * image_bytes, thumbnail_side > 0 ? &thumb : nullptr);
-          d.indices.push_back(i);
-          if (thumbnail_side > 0) d.thumbnails.push_back(std::move(thumb.jpeg));
-        } catch (const std::exception& e) {
-          d.errors.emplace_back(i, e.what());
-        }
+      Loaded r;
+      try {
+        Thumbnail thumb{thumbnail_side, {}};
+        load_image(paths[i], opt, pixels, thumbnail_side > 0 ? &thumb : nullptr);
+        r.ok = true;
+        r.thumbnail = std::move(thumb.jpeg);
+      } catch (const std::exception& e) {
+        r.error = e.what();
       }
       std::lock_guard<std::mutex> lock(mu);
-      ready.emplace(b, std::move(d));
-      cv.notify_all();
+      Pending& p = pending[i / batch];
+      p.images.resize(batch_size(i / batch));
+      p.images[i % batch] = std::move(r);
+      if (++p.done == p.images.size()) cv.notify_all();
     }
+  };
+  // Batch b once all its images are in: the good ones moved together at the front of its
+  // buffer, in input order.
+  auto take = [&](size_t b) {
+    Pending p;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] {
+        auto it = pending.find(b);
+        return it != pending.end() && it->second.done == batch_size(b);
+      });
+      p = std::move(pending[b]);
+      pending.erase(b);
+    }
+    Decoded d;
+    uint8_t* pixels = ring[b % ring.size()].data<uint8_t>();
+    d.pixels = pixels;
+    for (size_t k = 0; k < p.images.size(); ++k) {
+      Loaded& r = p.images[k];
+      if (!r.ok) {
+        d.errors.emplace_back(b * batch + k, std::move(r.error));
+        continue;
+      }
+      if (d.indices.size() != k)  // an earlier image failed: close the gap
+        std::memmove(pixels + d.indices.size() * image_bytes, pixels + k * image_bytes, image_bytes);
+      d.indices.push_back(b * batch + k);
+      if (thumbnail_side > 0) d.thumbnails.push_back(std::move(r.thumbnail));
+    }
+    return d;
   };
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
@@ -115,22 +161,16 @@ void encode_images(ResNet50& encoder, const std::vector<std::string>& paths, int
   };
   try {
     for (size_t b = 0; b < batches; ++b) {
-      Decoded d;
-      {
-        std::unique_lock<std::mutex> lock(mu);
-        cv.wait(lock, [&] { return ready.count(b) > 0; });
-        d = std::move(ready[b]);
-        ready.erase(b);
-      }
-      const int n = int(d.indices.size());
+      Decoded d = take(b);
+      const int good = int(d.indices.size());
       bool submitted = false;
-      if (overlap && n > 0) {
+      if (overlap && good > 0) {
         try {
-          encoder.submit(d.pixels, n);
+          encoder.submit(d.pixels, good);
           submitted = true;
         } catch (const OutOfMemory&) {
           overlap = false;
-          encoder_batch = std::max(1, n / 2);
+          encoder_batch = std::max(1, good / 2);
         }
       }
       if (queued) collect_queued();
@@ -138,8 +178,8 @@ void encode_images(ResNet50& encoder, const std::vector<std::string>& paths, int
         queued = Queued{b, std::move(d), encoder_batch};
         continue;
       }
-      std::vector<float> features(size_t(n) * dim);
-      run_in_pieces(n, encoder_batch, [&](int first, int count) {
+      std::vector<float> features(size_t(good) * dim);
+      run_in_pieces(good, encoder_batch, [&](int first, int count) {
         encoder.encode(d.pixels + first * image_bytes, count, features.data() + size_t(first) * dim);
       });
       deliver(b, d, std::move(features), encoder_batch);

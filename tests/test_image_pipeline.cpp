@@ -188,7 +188,7 @@ TEST(ImagePipeline, SameFeaturesAndOrderForAnyThreadsAndBatch) {
   for (int batch : {1, 3, 7}) {
     const Outcome want = reference(net, paths, batch);
     ASSERT_EQ(want.features.size(), 8u);
-    for (int threads : {1, 3}) {
+    for (int threads : {1, 3, 8}) {
       SCOPED_TRACE("batch " + std::to_string(batch) + ", threads " + std::to_string(threads));
       const Outcome got = run_pipeline(net, paths, batch, threads, threads == 3 ? 24 : 0);
       EXPECT_EQ(got.log, want.log);
