@@ -1,98 +1,140 @@
-#include "kernels/conv2d.h"
-
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <stdexcept>
 #include <vector>
 
-#include "kernels/gemm.h"
+#include "kernels/conv2d.h"
+#include "kernels/parallel.h"
+#include "kernels/vec_math.h"
 
 namespace caption::cpu {
 
 namespace {
 
-// im2col buffers never exceed this, however large the batch.
-constexpr size_t kIm2colBytes = size_t(64) << 20;
-// Output rows per GEMM: enough that repacking the weights once per chunk costs nothing next to the
-// product (the 3x3x512x512 filters are 9 MB), few enough that the chunk's output is still in the
-// last-level cache when the epilogue reads it back.
-constexpr int64_t kChunkRows = 2048;
+using vec::vf;
+using vec::kLanes;
 
-// Rows [m0, m0 + rows) of the im2col matrix: row (n,p,q) holds the receptive field of output pixel
-// (p,q) of image n in (r,s,c) order, matching the KRSC weights; padding contributes zeros. For a fixed
-// r the valid s are one contiguous run of input columns, so each (row, r) is one copy.
-void im2col(const ConvShape& s, const float* x, int64_t m0, int64_t rows, float* a) {
-  const int P = s.P(), Q = s.Q();
-  const size_t C = size_t(s.C), SC = size_t(s.S) * C;
-  for (int64_t m = m0; m < m0 + rows; ++m, a += s.R * SC) {
-    const int q = int(m % Q), p = int(m / Q % P);
-    const int64_t n = m / (int64_t(P) * Q);
-    const int w0 = q * s.stride - s.pad;
-    const int s_lo = std::max(0, -w0), s_hi = std::min(s.S, s.W - w0);  // valid s in [s_lo, s_hi)
-    for (int r = 0; r < s.R; ++r) {
-      float* dst = a + r * SC;
-      const int h = p * s.stride - s.pad + r;
-      if (h < 0 || h >= s.H || s_lo >= s_hi) {
-        std::fill(dst, dst + SC, 0.f);
-        continue;
+// A tile is kPixels output pixels by kVecs vectors of output channels, its accumulators held in
+// registers: 24 of AVX-512's 32, 12 of AVX2's or SSE's 16, with room for the weight vectors and
+// the broadcast input. Per input channel a tile loads kVecs weight vectors and kPixels inputs
+// for kPixels * kVecs multiply-adds.
+constexpr int kPixels = 6;
+constexpr int kVecs = kLanes == 16 ? 4 : 2;
+// Tiles per parallel work item: a few hundred output pixels, tens of microseconds.
+constexpr int64_t kTilesPerItem = 16;
+
+// Output pixel m = (n, p, q) -> its image and the top-left input position of its window.
+struct Window {
+  int64_t n;
+  int h, w;
+};
+
+// Accumulates one tile of `kM` consecutive output pixels (kM = kPixels, or 1 for the last few)
+// over every (r, s, c) in that order, then stores act(acc + bias [+ residual]) for output
+// channels [k0, k0 + kBlock) that are < K. Each output is the same sequence of float
+// operations wherever its pixel falls, so results depend neither on the batch nor on threads.
+template <int kM>
+void tile(const ConvShape& s, const float* x, const float* wb, const float* zeros, const Window* win,
+          const ConvParams& p, int k0, int64_t m0, float* y) {
+  constexpr int kBlock = kVecs * kLanes;
+  vf acc[kM][kVecs];
+  for (int i = 0; i < kM; ++i)
+    for (int v = 0; v < kVecs; ++v) acc[i][v] = vf{};
+  for (int r = 0; r < s.R; ++r)
+    for (int t = 0; t < s.S; ++t) {
+      // Padding reads a row of zeros, so the inner loop has no branch.
+      const float* px[kM];
+      for (int i = 0; i < kM; ++i) {
+        const int h = win[i].h + r, w = win[i].w + t;
+        px[i] = h < 0 || h >= s.H || w < 0 || w >= s.W ? zeros : x + ((win[i].n * s.H + h) * s.W + w) * s.C;
       }
-      std::fill(dst, dst + s_lo * C, 0.f);
-      const float* src = x + ((n * s.H + h) * s.W + w0 + s_lo) * C;
-      std::memcpy(dst + s_lo * C, src, (s_hi - s_lo) * C * sizeof(float));
-      std::fill(dst + s_hi * C, dst + SC, 0.f);
+      const float* wr = wb + size_t(r * s.S + t) * s.C * kBlock;
+      for (int c = 0; c < s.C; ++c, wr += kBlock) {
+        vf wv[kVecs];
+#pragma GCC unroll 4
+        for (int v = 0; v < kVecs; ++v) wv[v] = vec::load(wr + v * kLanes);
+#pragma GCC unroll 6
+        for (int i = 0; i < kM; ++i) {
+          const vf xi = vec::splat(px[i][c]);
+#pragma GCC unroll 4
+          for (int v = 0; v < kVecs; ++v) acc[i][v] += xi * wv[v];
+        }
+      }
     }
-  }
-}
-
-// y = act(y + bias [+ residual]) over `rows` rows of K; one branch-free loop per case so that each
-// vectorises.
-void epilogue(const ConvParams& p, int64_t rows, int K, const float* res, float* y) {
-  const float* b = p.bias;
-  for (int64_t m = 0; m < rows; ++m, y += K) {
-    if (res) {
-      const float* rr = res + m * K;
-      if (p.relu)
-        for (int k = 0; k < K; ++k) y[k] = std::max(y[k] + b[k] + rr[k], 0.f);
-      else
-        for (int k = 0; k < K; ++k) y[k] = y[k] + b[k] + rr[k];
-    } else {
-      if (p.relu)
-        for (int k = 0; k < K; ++k) y[k] = std::max(y[k] + b[k], 0.f);
-      else
-        for (int k = 0; k < K; ++k) y[k] = y[k] + b[k];
+  const int valid = std::min(kBlock, s.K - k0);
+  for (int i = 0; i < kM; ++i)
+    for (int v = 0; v < kVecs && v * kLanes < valid; ++v) {
+      const int k = k0 + v * kLanes, n = std::min(kLanes, s.K - k);
+      const int64_t at = (m0 + i) * s.K + k;
+      // Whole vectors but in the last block of an odd K: a partial load is a memcpy of n bytes.
+      auto load = [&](const float* src) { return n == kLanes ? vec::load(src) : vec::load_partial(src, n, 0.f); };
+      vf out = acc[i][v] + load(p.bias + k);
+      if (p.residual) out += load(p.residual + at);
+      if (p.relu) out = out > 0.f ? out : vf{};
+      if (n == kLanes) vec::store(y + at, out);
+      else vec::store_partial(y + at, out, n);
     }
-  }
 }
 
 }  // namespace
 
-// y[N*P*Q, K] = A[N*P*Q, R*S*C] * W[K, R*S*C]^T, chunked over output rows, each chunk followed by
-// its epilogue. A 1x1 stride-1 unpadded convolution needs no im2col: x already is A.
+size_t conv_packed_weights_size(const ConvShape& s) {
+  const int block = kVecs * kLanes;
+  return size_t((s.K + block - 1) / block) * block * s.R * s.S * s.C;
+}
+
+void pack_conv_weights(const ConvShape& s, const float* w, float* packed) {
+  const int block = kVecs * kLanes;
+  const size_t RSC = size_t(s.R) * s.S * s.C;
+  std::fill(packed, packed + conv_packed_weights_size(s), 0.f);
+  for (int k = 0; k < s.K; ++k)
+    for (size_t j = 0; j < RSC; ++j) packed[(k / block * RSC + j) * block + k % block] = w[k * RSC + j];
+}
+
+// Work items are (group of kTilesPerItem tiles, block of output channels), the block inner so
+// that consecutive items reuse the same input rows.
 void conv2d(const ConvShape& s, const float* x, const ConvParams& p, float* y) {
-  const int64_t M = int64_t(s.N) * s.P() * s.Q();
-  const int K = s.K, KD = s.R * s.S * s.C;
-  if (p.layout != Layout::NHWC) throw std::invalid_argument("conv2d: the CPU reference is NHWC only");
-  if (M <= 0 || K <= 0) return;
-  const bool direct = s.R == 1 && s.S == 1 && s.stride == 1 && s.pad == 0;
-  int64_t chunk = std::min(M, kChunkRows);
-  // One im2col buffer per thread, kept between calls: a fresh multi-megabyte allocation would be
-  // page-faulted in (and zeroed by the kernel) on every layer.
-  thread_local std::vector<float> a;
-  if (!direct) {
-    chunk = std::max<int64_t>(1, std::min<int64_t>(chunk, kIm2colBytes / (sizeof(float) * KD)));
-    if (a.size() < size_t(chunk) * KD) a.resize(size_t(chunk) * KD);
+  if (p.layout != Layout::NHWC) throw std::invalid_argument("conv2d: the CPU kernel is NHWC only");
+  const int P = s.P(), Q = s.Q();
+  const int64_t M = int64_t(s.N) * P * Q;
+  if (M <= 0 || s.K <= 0) return;
+  const int block = kVecs * kLanes;
+  const size_t block_floats = size_t(block) * s.R * s.S * s.C;
+  const float* packed = p.w_packed;
+  thread_local std::vector<float> repacked;  // kept between calls, like any scratch: no page faults
+  if (!packed) {
+    repacked.resize(conv_packed_weights_size(s));
+    pack_conv_weights(s, p.w, repacked.data());
+    packed = repacked.data();
   }
-  for (int64_t m0 = 0; m0 < M; m0 += chunk) {
-    const int64_t rows = std::min(chunk, M - m0);
-    const float* am = x + m0 * KD;
-    if (!direct) {
-      im2col(s, x, m0, rows, a.data());
-      am = a.data();
+  const std::vector<float> zeros(s.C, 0.f);
+  const int blocks = (s.K + block - 1) / block;
+  const int64_t tiles = M / kPixels, groups = std::max<int64_t>(1, (tiles + kTilesPerItem - 1) / kTilesPerItem);
+  const double flops = 2.0 * double(M) * s.K * s.R * s.S * s.C;
+  parallel_for(size_t(groups) * blocks, flops > 4e6, [&](size_t item) {
+    const int kb = int(item % blocks);
+    const int64_t g = int64_t(item / blocks);
+    const int64_t m_begin = g * kTilesPerItem * kPixels;
+    // The last group also takes the pixels after the last whole tile.
+    const int64_t m_end = g == groups - 1 ? M : std::min(M, m_begin + kTilesPerItem * kPixels);
+    const float* wb = packed + kb * block_floats;
+    int64_t n = m_begin / (int64_t(P) * Q);
+    int row = int(m_begin / Q % P), col = int(m_begin % Q);
+    Window win[kPixels];
+    for (int64_t m0 = m_begin; m0 < m_end;) {
+      const int count = m_end - m0 >= kPixels ? kPixels : 1;
+      for (int i = 0; i < count; ++i) {
+        win[i] = {n, row * s.stride - s.pad, col * s.stride - s.pad};
+        if (++col == Q) {
+          col = 0;
+          if (++row == P) row = 0, ++n;
+        }
+      }
+      if (count == kPixels) tile<kPixels>(s, x, wb, zeros.data(), win, p, kb * block, m0, y);
+      else tile<1>(s, x, wb, zeros.data(), win, p, kb * block, m0, y);
+      m0 += count;
     }
-    gemm(Trans::N, Trans::T, int(rows), K, KD, 1.f, am, KD, p.w, KD, 0.f, y + m0 * K, K);
-    epilogue(p, rows, K, p.residual ? p.residual + m0 * K : nullptr, y + m0 * K);
-  }
+  });
 }
 
 }  // namespace caption::cpu

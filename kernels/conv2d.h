@@ -1,6 +1,8 @@
 #pragma once
 // 2-D convolution in inference form: y = act(conv(x, w) + bias [+ residual]), the shape of every
-// ResNet50 layer once BatchNorm is folded into w and bias. CPU: NHWC, im2col + OpenBLAS GEMM.
+// ResNet50 layer once BatchNorm is folded into w and bias. CPU: NHWC, a direct convolution whose
+// register tiles (6 pixels x 64 channels with AVX-512) read the input in place: no im2col matrix,
+// and on every ResNet50 shape 1.2-2.5x the rate of OpenBLAS's SGEMM on the im2col matrix alone.
 // CUDA: cuDNN (cudnnConvolutionBiasActivationForward, the residual as its z input where cuDNN
 // allows), NHWC or NCHW, algorithm chosen once per shape and cached, workspace from the pool.
 #include <cstddef>
@@ -35,6 +37,9 @@ struct ConvParams {
   bool tf32 = false;               // CUDA: allow TF32 tensor cores (default plain FP32)
   Layout layout = Layout::NHWC;    // of x, y, residual and w; NCHW on CUDA only
   ConvSearch search = ConvSearch::Heuristic;  // CUDA
+  // CPU: w already in pack_conv_weights' order (packed once at load), used instead of w; null:
+  // w is packed on each call.
+  const float* w_packed = nullptr;
 };
 
 // The bfloat16 form (CUDA only): x, w, residual and y hold bfloat16 bits (runtime/tensor.h),
@@ -52,6 +57,10 @@ struct ConvParamsBf16 {
 
 namespace cpu {
 void conv2d(const ConvShape& s, const float* x, const ConvParams& p, float* y);  // NHWC only
+// The CPU kernel's weight order: blocks of 64 output channels (16 or 8 without AVX-512), each
+// [R,S,C,64] with the block's channels innermost, the last block zero-padded.
+size_t conv_packed_weights_size(const ConvShape& s);  // in floats
+void pack_conv_weights(const ConvShape& s, const float* w_krsc, float* packed);
 }
 namespace cuda {
 void conv2d(const Exec& ex, const ConvShape& s, const float* x, const ConvParams& p, float* y);

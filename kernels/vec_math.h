@@ -27,11 +27,9 @@ inline constexpr int kLanes = 4;
 typedef float vf __attribute__((vector_size(4 * kLanes)));
 typedef int32_t vi __attribute__((vector_size(4 * kLanes)));
 
-inline vf splat(float x) {  // not vf{} + x, which turns -0 into +0
-  vf v;
-  for (int i = 0; i < kLanes; ++i) v[i] = x;
-  return v;
-}
+// x - 0 is x for every float, -0 included (x + 0 would turn -0 into +0), and compiles to one
+// broadcast, where a loop over the lanes became a masked move per lane.
+inline vf splat(float x) { return x - vf{}; }
 inline vf load(const float* p) {
   vf v;
   std::memcpy(&v, p, sizeof v);

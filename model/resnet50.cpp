@@ -116,6 +116,7 @@ ResNet50::ResNet50(Context& ctx, const EncoderConfig& cfg, const std::map<std::s
       blocks_.push_back(blk);
       in = 4 * width;
     }
+  if (ctx.device() == Device::CPU) pack_for_cpu(flat);
   params_ = PoolBuffer<float>(ctx.pool(), flat.size(), ctx.exec().stream);
   ctx.upload(params_.data(), flat.data(), flat.size() * sizeof(float));
   if (options_.bf16) {
@@ -129,6 +130,23 @@ ResNet50::ResNet50(Context& ctx, const EncoderConfig& cfg, const std::map<std::s
     narrow.insert(narrow.end(), padded.begin(), padded.end());
     params_bf16_ = PoolBuffer<uint16_t>(ctx.pool(), narrow.size(), ctx.exec().stream);
     ctx.upload(params_bf16_.data(), narrow.data(), narrow.size() * sizeof(uint16_t));
+  }
+}
+
+// The CPU kernel reads weights in its own order (kernels/conv2d.h), packed here once, in place:
+// ResNet50's channel counts are multiples of its block, so the sizes agree.
+void ResNet50::pack_for_cpu(std::vector<float>& flat) const {
+  auto pack = [&](const Conv& c) {
+    const ConvShape s{1, c.R, c.S, c.C, c.K, c.R, c.S, c.stride, c.pad};
+    std::vector<float> packed(cpu::conv_packed_weights_size(s));
+    if (packed.size() != size_t(c.K) * c.R * c.S * c.C) throw std::logic_error("ResNet50: packed weights change size");
+    cpu::pack_conv_weights(s, flat.data() + c.w, packed.data());
+    std::copy(packed.begin(), packed.end(), flat.begin() + c.w);
+  };
+  pack(conv1_);
+  for (const Block& b : blocks_) {
+    for (const Conv* c : {&b.c1, &b.c2, &b.c3}) pack(*c);
+    if (b.down) pack(b.ds);
   }
 }
 
@@ -190,7 +208,9 @@ void ResNet50::run_conv(const Conv& c, int N, int H, int W, const float* x, cons
                         float* y, int* P, int* Q) {
   ConvShape s{N, H, W, c.C, c.K, c.R, c.S, c.stride, c.pad};
   const float* base = params_.data();
-  const ConvParams p{base + c.w, base + c.b, residual, relu, options_.tf32, options_.layout, options_.search};
+  const bool cpu = ctx_.device() == Device::CPU;  // packed weights (pack_for_cpu)
+  ConvParams p{cpu ? nullptr : base + c.w, base + c.b, residual, relu, options_.tf32, options_.layout, options_.search};
+  if (cpu) p.w_packed = base + c.w;
   conv2d(ctx_.exec(), s, x, p, y);
   *P = s.P();
   *Q = s.Q();
@@ -218,9 +238,9 @@ void ResNet50::submit(const uint8_t* images, int N) {
   Slot& slot = slots_[(head_ + queued_) % kSlots];
   const Exec ex = ctx_.exec();
   const int S = cfg_.image_size;
-  // The CPU runs a batch in pieces: the activations and im2col matrices of a piece stay in
-  // a few hundred MB, where 256 images at once need gigabytes (conv1's im2col alone holds 147
-  // floats per output pixel) and run at 2/3 of the speed. On CUDA the whole batch is one piece.
+  // The CPU runs a batch in pieces of 16 images, so that its activation buffers stay at 5 x 52
+  // MB whatever the batch (256 images at once would take 4 GB). On CUDA the whole batch is one
+  // piece.
   const int piece = ctx_.device() == Device::CPU ? std::min(N, kCpuPiece) : N;
   try {
     ensure_buffers(piece, N);

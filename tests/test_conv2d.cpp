@@ -12,6 +12,7 @@
 #include <cudnn.h>
 #endif
 
+#include "kernels/parallel.h"
 #include "tests/test_util.h"
 
 namespace caption {
@@ -61,7 +62,8 @@ struct Case {
 };
 
 // Odd sizes, every kernel size / stride / padding combination the encoder uses and some it does not,
-// each epilogue variant; the 1x1 stride-1 case takes the no-im2col path.
+// each epilogue variant; pixel counts that leave the CPU kernel's 6-pixel tiles a remainder, and
+// channel counts below, at and across its 64-channel blocks.
 std::vector<Case> odd_cases() {
   return {
       {{1, 7, 9, 3, 4, 3, 3, 1, 1}, false, true},   // 3x3 same
@@ -70,10 +72,13 @@ std::vector<Case> odd_cases() {
       {{1, 7, 9, 5, 7, 1, 1, 1, 0}, true, false},   // 1x1 direct, residual, no ReLU
       {{2, 7, 9, 5, 4, 1, 1, 1, 0}, false, false},  // 1x1 direct, bias only
       {{2, 7, 9, 5, 7, 1, 1, 2, 0}, false, false},  // 1x1 strided downsample
-      {{1, 5, 6, 3, 4, 1, 1, 1, 1}, true, true},    // 1x1 padded: im2col with all-zero border rows
+      {{1, 5, 6, 3, 4, 1, 1, 1, 1}, true, true},    // 1x1 padded: all-zero border pixels
       {{2, 7, 9, 3, 7, 3, 3, 1, 0}, true, false},   // 3x3 valid
       {{1, 3, 3, 5, 4, 7, 7, 1, 3}, false, true},   // window larger than the image
-      {{2, 37, 37, 5, 7, 3, 3, 1, 1}, true, true},  // 2738 output rows: more than one chunk, across images
+      {{2, 37, 37, 5, 7, 3, 3, 1, 1}, true, true},  // 2738 output pixels: many work items, across images
+      {{1, 5, 7, 9, 64, 3, 3, 1, 1}, true, true},   // one whole channel block
+      {{2, 6, 5, 11, 70, 1, 1, 1, 0}, true, true},  // a block and 6 channels
+      {{1, 4, 5, 6, 1, 3, 3, 2, 1}, false, true},   // one output channel
   };
 }
 
@@ -147,12 +152,34 @@ TEST(Conv2d, CpuMatchesNaive) {
   }
 }
 
-// 3x3x1024 filters: the 64 MB im2col budget (1820 rows), not the row target, sets the chunk here.
-TEST(Conv2d, CpuChunkBoundByIm2colBudget) {
-  const ConvShape s{1, 43, 43, 1024, 2, 3, 3, 1, 1};
+// Each output is the same float operations wherever its pixel falls: weights packed once or per
+// call, an image alone or in a batch, one thread or several give the same bits.
+TEST(Conv2d, CpuBitsIndependentOfPackingBatchAndThreads) {
+  const ConvShape s{3, 11, 13, 19, 70, 3, 3, 1, 1};
   const Inputs in = make_inputs(s, 7);
-  const auto ref = naive_conv(s, in.x, in.w, in.bias, &in.res, true);
-  EXPECT_TRUE(close_to_scale(run_cpu(s, in, true, true), ref, 1e-5f));
+  const auto y = run_cpu(s, in, true, true);
+  EXPECT_TRUE(close_to_scale(y, naive_conv(s, in.x, in.w, in.bias, &in.res, true), 1e-5f));
+
+  std::vector<float> packed(cpu::conv_packed_weights_size(s)), y_packed(y.size());
+  cpu::pack_conv_weights(s, in.w.data(), packed.data());
+  ConvParams p{nullptr, in.bias.data(), in.res.data(), true};
+  p.w_packed = packed.data();
+  cpu::conv2d(s, in.x.data(), p, y_packed.data());
+  EXPECT_EQ(y_packed, y);
+
+  const ConvShape one{1, s.H, s.W, s.C, s.K, s.R, s.S, s.stride, s.pad};
+  const size_t x_image = size_t(s.H) * s.W * s.C, y_image = size_t(s.P()) * s.Q() * s.K;
+  std::vector<float> y_alone(y.size());
+  for (int n = 0; n < s.N; ++n) {
+    const ConvParams pn{in.w.data(), in.bias.data(), in.res.data() + n * y_image, true};
+    cpu::conv2d(one, in.x.data() + n * x_image, pn, y_alone.data() + n * y_image);
+  }
+  EXPECT_EQ(y_alone, y);
+
+  cpu::set_num_threads(1);
+  const auto y_serial = run_cpu(s, in, true, true);
+  cpu::set_num_threads(0);
+  EXPECT_EQ(y_serial, y);
 }
 
 // tests/golden/make_conv_golden.py: torch.nn.functional.conv2d in NCHW / OIHW, transposed here.
