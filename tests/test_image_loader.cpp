@@ -1,8 +1,10 @@
 // Image loading: formats and pixel conversions, squash and centre-crop geometry, one-line errors
 // for bad files (refused before decoding where the header says enough), and the expansion of
-// folders and @lists. Images are written with OpenCV into a scratch folder.
+// folders and @lists; large JPEGs decoded at a reduced size close to a full decode. Images are
+// written with OpenCV into a scratch folder.
 #include "model/image_loader.h"
 
+#include <cmath>
 #include <filesystem>
 
 #include "tests/io_test_util.h"
@@ -10,6 +12,7 @@
 #if CAPTION_HAS_OPENCV
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #endif
 
 namespace caption {
@@ -186,6 +189,53 @@ TEST(ImageLoader, CenterCropOrigin) {
     EXPECT_EQ(tall[1], top) << h;  // G of the top-left pixel = its source row
     EXPECT_EQ(tall[0], 16) << h;   // R = source column: (256 - 224) / 2
   }
+}
+
+// The network input of a decode at full size, resized as load_image resizes (area filter when
+// shrinking; squash, or the centre crop of a 224 * 256/224 shorter side).
+std::vector<uint8_t> full_decode(const std::string& bytes, ResizeMode mode) {
+  cv::Mat img = cv::imdecode(cv::Mat(1, int(bytes.size()), CV_8U, const_cast<char*>(bytes.data())),
+                             cv::IMREAD_UNCHANGED), rgb, out;
+  if (img.channels() == 1) cv::cvtColor(img, rgb, cv::COLOR_GRAY2RGB);
+  else cv::cvtColor(img, rgb, cv::COLOR_BGR2RGB);
+  if (mode == ResizeMode::Squash) {
+    cv::resize(rgb, out, cv::Size(224, 224), 0, 0, cv::INTER_AREA);
+  } else {
+    const int nw = 256 * rgb.cols / rgb.rows;  // landscape: the height becomes 256
+    cv::Mat resized;
+    cv::resize(rgb, resized, cv::Size(nw, 256), 0, 0, cv::INTER_AREA);
+    out = resized(cv::Rect(int(std::lrint((nw - 224) / 2.0)), 16, 224, 224)).clone();
+  }
+  return std::vector<uint8_t>(out.data, out.data + 224 * 224 * 3);
+}
+
+// Large JPEGs are decoded at 1/2-1/8 size in the DCT (twice the needed size or more): the input
+// moves by a fraction of a grey level on average, the crop stays where it was, and small JPEGs,
+// PNGs and CMYK JPEGs (the other tests) decode at full size.
+TEST(ImageLoader, LargeJpegsDecodeReducedNearlyAsAtFullSize) {
+  ScratchDir dir;
+  cv::Mat photo = coordinates(2400, 1800), noise(photo.size(), CV_8UC3);
+  cv::GaussianBlur(photo, photo, cv::Size(0, 0), 3);  // smooth shading, wrapped ramps blurred
+  cv::RNG(7).fill(noise, cv::RNG::NORMAL, 0, 12);  // film grain, the same in every run
+  photo += noise;
+  cv::Mat grey;
+  cv::cvtColor(photo, grey, cv::COLOR_BGR2GRAY);
+  for (const auto& [name, img] : {std::pair{"photo.jpg", photo}, std::pair{"grey.jpg", grey}})
+    for (ResizeMode mode : {ResizeMode::Squash, ResizeMode::CenterCrop}) {
+      SCOPED_TRACE(std::string(name) + (mode == ResizeMode::Squash ? " squash" : " centre-crop"));
+      const std::string bytes = encode(".jpg", img, {cv::IMWRITE_JPEG_QUALITY, 92});
+      write_bytes(dir.path(name), bytes);
+      const auto got = load(dir.path(name), mode, 224), want = full_decode(bytes, mode);
+      double sum = 0;
+      int worst = 0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        sum += std::abs(got[i] - want[i]);
+        worst = std::max(worst, std::abs(got[i] - want[i]));
+      }
+      EXPECT_NE(got, want) << "decoded at full size: the reduced decode did not run";
+      EXPECT_LT(sum / got.size(), 0.6);  // 0.21-0.42 seen
+      EXPECT_LE(worst, 16);              // 2-7 seen
+    }
 }
 
 TEST(ImageLoader, BadFilesAreOneLineInputErrors) {
