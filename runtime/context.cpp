@@ -22,10 +22,16 @@ struct Context::CudaState {};
 #endif
 
 Context::Context(Device device, size_t pool_limit_bytes)
-    : device_(device), pool_(std::make_unique<MemoryPool>(device, pool_limit_bytes)) {
-  exec_.device = device;
-  exec_.pool = pool_.get();
-  if (device == Device::CUDA) {
+    : device_(device), owned_pool_(std::make_unique<MemoryPool>(device, pool_limit_bytes)), pool_(owned_pool_.get()) {
+  init_streams();
+}
+
+Context::Context(MemoryPool& shared_pool) : device_(shared_pool.device()), pool_(&shared_pool) { init_streams(); }
+
+void Context::init_streams() {
+  exec_.device = device_;
+  exec_.pool = pool_;
+  if (device_ == Device::CUDA) {
 #if CAPTION_HAS_CUDA
     cuda_ = std::make_unique<CudaState>();
     exec_.stream = cuda_->stream.get();

@@ -14,6 +14,11 @@ namespace caption {
 class Context {
  public:
   explicit Context(Device device, size_t pool_limit_bytes = 0);
+  // A context on another context's memory pool (its device, under its limit) with streams and
+  // library handles of its own: work queued on it runs beside the other's, e.g. the encoder's
+  // next batch beside the decoding of the one before. Its allocations come from an arena of
+  // their own (the pool keeps one per stream). The pool must outlive it.
+  explicit Context(MemoryPool& shared_pool);
   ~Context();
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
@@ -42,10 +47,12 @@ class Context {
   void download_async(void* host_dst, const void* src, size_t bytes);
 
  private:
+  void init_streams();
   void copy_on(Stream s, void* dst, const void* src, size_t bytes);
   struct CudaState;
   Device device_;
-  std::unique_ptr<MemoryPool> pool_;
+  std::unique_ptr<MemoryPool> owned_pool_;  // null in a context made from a parent
+  MemoryPool* pool_;
   std::unique_ptr<CudaState> cuda_;
   Exec exec_;
 };

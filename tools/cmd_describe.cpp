@@ -73,7 +73,11 @@ int describe_images(const Args& a, const Shard& shard, LoadedModel& model, Capti
     out.commit();
     return 0;
   }
-  auto encoder = load_encoder(*model.ctx, model.files, a.run);
+  // The encoder gets streams of its own (on the model's memory pool), so that on a GPU the
+  // decoding of one batch, host-bound step by step, runs beside the convolutions of the next
+  // (encode_images submits batch b before it hands out b - 1).
+  Context encoder_ctx(model.ctx->pool());
+  auto encoder = load_encoder(encoder_ctx, model.files, a.run);
   if (encoder->feature_dim() != model.files.config.decoder.feature_dim)
     throw InputError(a.model, "the encoder gives " + std::to_string(encoder->feature_dim()) +
                                   "-d features, the decoder expects " +
