@@ -57,7 +57,14 @@ void register_convs(Device d) {
            w = random_floats(ctx, size_t(s.K) * s.R * s.S * s.C, 2, -0.05f, 0.05f), b = random_floats(ctx, s.K, 3);
       PoolBuffer<float> y(ctx.pool(), out, ctx.exec().stream), res;
       if (c.residual) res = random_floats(ctx, out, 4);
-      const ConvParams p{w.data(), b.data(), c.residual ? res.data() : nullptr, c.relu};
+      ConvParams p{w.data(), b.data(), c.residual ? res.data() : nullptr, c.relu};
+      // The CPU kernel's weights packed once, outside the timing, as the encoder packs them at load.
+      std::vector<float> packed;
+      if (d == Device::CPU) {
+        packed.resize(cpu::conv_packed_weights_size(s));
+        cpu::pack_conv_weights(s, w.data(), packed.data());
+        p.w_packed = packed.data();
+      }
       time_loop(st, ctx, [&](const Exec& ex) { conv2d(ex, s, x.data(), p, y.data()); });
       set_flops(st, 2.0 * double(out) * s.C * s.R * s.S);
     });

@@ -70,7 +70,7 @@ void tile(const ConvShape& s, const float* x, const float* wb, const float* zero
       auto load = [&](const float* src) { return n == kLanes ? vec::load(src) : vec::load_partial(src, n, 0.f); };
       vf out = acc[i][v] + load(p.bias + k);
       if (p.residual) out += load(p.residual + at);
-      if (p.relu) out = out > 0.f ? out : vf{};
+      if (p.relu) out = out < 0.f ? vf{} : out;  // NaN passes, as in PyTorch
       if (n == kLanes) vec::store(y + at, out);
       else vec::store_partial(y + at, out, n);
     }

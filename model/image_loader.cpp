@@ -139,7 +139,7 @@ void check_size(const std::string& path, int64_t w, int64_t h, const ImageOption
 // the inverse transform and colour conversion: a 4000x3000 photo reaches 224x224 in 47 ms
 // instead of 135 (1/4). The largest factor is taken that leaves the decoded image at least twice
 // `need` on both sides, so the area filter after it still averages 2x2 or more pixels into each
-// output pixel: on such photos the network input moves by 0.2-0.3 grey levels on average (the
+// output pixel: on such photos the network input moves by 0.2-0.4 grey levels on average (the
 // area filter itself differs from PIL's bilinear one by 1.5). Grey and YCbCr JPEGs only (CMYK
 // stays with our conversion, to_rgb8).
 int jpeg_reduction(const Header& h, int64_t need_w, int64_t need_h) {
@@ -280,7 +280,10 @@ void load_image(const std::string& path, const ImageOptions& opt, uint8_t* out, 
   } else {
     // The crop origin is round((resized - size) / 2) with Python's round-half-to-even (lrint's
     // default mode).
-    const int64_t w = reduction > 1 ? h.width : rgb.cols, hgt = reduction > 1 ? h.height : rgb.rows;
+    // The full size, as the header says when the decoder gave 1/reduction of it.
+    const bool from_header = reduction > 1 && rgb.cols == (h.width + reduction - 1) / reduction &&
+                             rgb.rows == (h.height + reduction - 1) / reduction;
+    const int64_t w = from_header ? h.width : rgb.cols, hgt = from_header ? h.height : rgb.rows;
     const auto [nw, nh] = crop_resize(w, hgt);
     if (nh > opt.max_pixels / nw)  // a thin strip: its longer side would grow too far
       throw InputError(path, "image is " + std::to_string(w) + "x" + std::to_string(hgt) + ": too elongated to " +

@@ -16,8 +16,9 @@ class Context {
   explicit Context(Device device, size_t pool_limit_bytes = 0);
   // A context on another context's memory pool (its device, under its limit) with streams and
   // library handles of its own: work queued on it runs beside the other's, e.g. the encoder's
-  // next batch beside the decoding of the one before. Its allocations come from an arena of
-  // their own (the pool keeps one per stream). The pool must outlive it.
+  // next batch beside the decoding of the one before. On CUDA its allocations come from an arena
+  // of their own (the pool keeps one per stream, and takes back what one holds wholly free before
+  // another runs out). The pool must outlive it.
   explicit Context(MemoryPool& shared_pool);
   ~Context();
   Context(const Context&) = delete;

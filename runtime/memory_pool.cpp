@@ -68,11 +68,15 @@ void* MemoryPool::allocate(size_t bytes, Stream stream) {
   if (!p) {
     size_t chunk_size = std::max(bytes, min_chunk_);
     if (limit_ && stats_.bytes_reserved + chunk_size > limit_) chunk_size = bytes;  // no slack near the cap
+    // Memory never moves between arenas, so before giving up, the chunks that other streams hold
+    // wholly free go back (cudaFree waits for the device, so no queued kernel still uses them).
+    if (limit_ && stats_.bytes_reserved + chunk_size > limit_) release_unused_locked();
     if (limit_ && stats_.bytes_reserved + chunk_size > limit_)
       throw OutOfMemory("memory pool (" + std::string(device_name(device_)) + "): cannot allocate " +
                         mib(bytes) + " more (in use " + mib(stats_.bytes_in_use) + ", limit " +
                         mib(limit_) + ")");
     void* base = backing_->allocate(chunk_size);
+    if (!base && release_unused_locked()) base = backing_->allocate(chunk_size);
     if (!base)
       throw OutOfMemory("memory pool (" + std::string(device_name(device_)) + "): the device refused " +
                         mib(chunk_size) + " (pool in use " + mib(stats_.bytes_in_use) + ")");
@@ -114,6 +118,11 @@ void MemoryPool::deallocate(void* ptr) {
 
 void MemoryPool::release_unused() {
   std::lock_guard<std::mutex> lock(mutex_);
+  release_unused_locked();
+}
+
+size_t MemoryPool::release_unused_locked() {
+  size_t released = 0;
   for (size_t i = 0; i < chunks_.size(); ++i) {
     Chunk& c = chunks_[i];
     if (!c.live) continue;
@@ -125,7 +134,9 @@ void MemoryPool::release_unused() {
     c.live = false;
     stats_.bytes_reserved -= c.size;
     ++stats_.backing_frees;
+    ++released;
   }
+  return released;
 }
 
 MemoryPool::Stats MemoryPool::stats() const {

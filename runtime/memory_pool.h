@@ -49,7 +49,9 @@ class MemoryPool {
 
   void* allocate(size_t bytes, Stream stream = nullptr);  // throws OutOfMemory
   void deallocate(void* p);
-  void release_unused();  // gives wholly free chunks back to the backing allocator
+  // Gives wholly free chunks back to the backing allocator. allocate() does it too before it
+  // reports OutOfMemory, so that a stream can use what another stream's arena holds unused.
+  void release_unused();
   Stats stats() const;
   Device device() const { return device_; }
   size_t limit() const { return limit_; }
@@ -74,6 +76,7 @@ class MemoryPool {
   };
 
   char* carve(Arena& arena, size_t bytes, size_t* chunk);
+  size_t release_unused_locked();  // chunks released; the caller holds mutex_
 
   Device device_;
   std::unique_ptr<BackingAllocator> backing_;

@@ -4,23 +4,31 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <map>
 
 namespace caption {
 namespace {
 
-// Counts backing calls and refuses past a byte limit: a fake device for the pool's logic.
+// Refuses past a byte capacity, which freed memory rejoins: a fake device for the pool's logic.
 class CountingAllocator : public BackingAllocator {
  public:
   explicit CountingAllocator(size_t capacity) : capacity_(capacity) {}
   void* allocate(size_t bytes) override {
     if (used_ + bytes > capacity_) return nullptr;
     used_ += bytes;
-    return std::aligned_alloc(MemoryPool::kAlignment, bytes);
+    void* p = std::aligned_alloc(MemoryPool::kAlignment, bytes);
+    sizes_[p] = bytes;
+    return p;
   }
-  void deallocate(void* p) override { std::free(p); }
+  void deallocate(void* p) override {
+    used_ -= sizes_.at(p);
+    sizes_.erase(p);
+    std::free(p);
+  }
 
  private:
   size_t capacity_, used_ = 0;
+  std::map<void*, size_t> sizes_;
 };
 
 
@@ -83,6 +91,22 @@ TEST(MemoryPool, BackingRefusalIsOutOfMemory) {
   void* a = pool.allocate(1 << 20);
   EXPECT_THROW(pool.allocate(3 << 20), OutOfMemory);
   pool.deallocate(a);
+}
+
+// Memory freed on one stream stays in that stream's arena; before refusing another stream, the
+// pool gives such wholly free chunks back, under its own limit and when the device refuses.
+TEST(MemoryPool, OutOfMemoryFirstTakesBackWhatOtherStreamsHoldFree) {
+  auto s1 = reinterpret_cast<Stream>(uintptr_t(1)), s2 = reinterpret_cast<Stream>(uintptr_t(2));
+  for (bool device_refuses : {false, true}) {
+    SCOPED_TRACE(device_refuses ? "device capacity" : "pool limit");
+    MemoryPool pool(Device::CPU, std::make_unique<CountingAllocator>(device_refuses ? 4 << 20 : 1 << 30),
+                    device_refuses ? 0 : 4 << 20, 1 << 20);
+    pool.deallocate(pool.allocate(3 << 20, s1));
+    void* b = pool.allocate(3 << 20, s2);
+    EXPECT_EQ(pool.stats().backing_frees, 1u);
+    EXPECT_EQ(pool.stats().bytes_reserved, size_t(3) << 20);
+    pool.deallocate(b);
+  }
 }
 
 TEST(MemoryPool, ReleaseUnusedReturnsEmptyChunks) {
