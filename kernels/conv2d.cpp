@@ -66,7 +66,7 @@ void tile(const ConvShape& s, const float* x, const float* wb, const float* zero
     for (int v = 0; v < kVecs && v * kLanes < valid; ++v) {
       const int k = k0 + v * kLanes, n = std::min(kLanes, s.K - k);
       const int64_t at = (m0 + i) * s.K + k;
-      // Whole vectors but in the last block of an odd K: a partial load is a memcpy of n bytes.
+      // Whole vectors but in the last block of an odd K: a partial load is a memcpy of n floats.
       auto load = [&](const float* src) { return n == kLanes ? vec::load(src) : vec::load_partial(src, n, 0.f); };
       vf out = acc[i][v] + load(p.bias + k);
       if (p.residual) out += load(p.residual + at);

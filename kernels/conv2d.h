@@ -2,7 +2,8 @@
 // 2-D convolution in inference form: y = act(conv(x, w) + bias [+ residual]), the shape of every
 // ResNet50 layer once BatchNorm is folded into w and bias. CPU: NHWC, a direct convolution whose
 // register tiles (6 pixels x 64 channels with AVX-512) read the input in place: no im2col matrix,
-// and on every ResNet50 shape 1.2-2.5x the rate of OpenBLAS's SGEMM on the im2col matrix alone.
+// and on every ResNet50 shape faster than OpenBLAS's SGEMM on that matrix alone (README,
+// Performance).
 // CUDA: cuDNN (cudnnConvolutionBiasActivationForward, the residual as its z input where cuDNN
 // allows), NHWC or NCHW, algorithm chosen once per shape and cached, workspace from the pool.
 #include <cstddef>

@@ -3,8 +3,9 @@
 // oldest batch not yet decoded, while the calling thread runs the encoder on the batches before.
 // On CUDA the workers decode into pinned buffers, and the encoder uploads one batch while it
 // computes the one before (two streams). The decoded images wait in a small ring of buffers
-// reused for the whole run (the encoder's two batches, and room for the workers to run two
-// batches and 2 * threads images ahead), so a collection of any size runs in bounded memory.
+// reused for the whole run (the encoder's two batches, and room for the workers to run ahead by
+// at least two batches and at least 2 * threads images), so a collection of any size runs in
+// bounded memory.
 // Results come back in input order; an image that fails to load is reported (before its
 // batch's features) and left out, never stops the run. thumbnail_side > 0 also makes a small
 // JPEG of each image (in the decode threads). A batch that runs out of device memory is encoded

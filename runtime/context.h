@@ -52,7 +52,7 @@ class Context {
   void copy_on(Stream s, void* dst, const void* src, size_t bytes);
   struct CudaState;
   Device device_;
-  std::unique_ptr<MemoryPool> owned_pool_;  // null in a context made from a parent
+  std::unique_ptr<MemoryPool> owned_pool_;  // null in a context on a shared pool
   MemoryPool* pool_;
   std::unique_ptr<CudaState> cuda_;
   Exec exec_;
