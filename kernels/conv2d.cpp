@@ -20,6 +20,7 @@ using vec::kLanes;
 // for kPixels * kVecs multiply-adds.
 constexpr int kPixels = 6;
 constexpr int kVecs = kLanes == 16 ? 4 : 2;
+constexpr int kBlock = kVecs * kLanes;  // output channels of a tile, and of a packed weight block
 // Tiles per parallel work item: a few hundred output pixels, tens of microseconds.
 constexpr int64_t kTilesPerItem = 16;
 
@@ -36,7 +37,6 @@ struct Window {
 template <int kM>
 void tile(const ConvShape& s, const float* x, const float* wb, const float* zeros, const Window* win,
           const ConvParams& p, int k0, int64_t m0, float* y) {
-  constexpr int kBlock = kVecs * kLanes;
   vf acc[kM][kVecs];
   for (int i = 0; i < kM; ++i)
     for (int v = 0; v < kVecs; ++v) acc[i][v] = vf{};
@@ -79,16 +79,14 @@ void tile(const ConvShape& s, const float* x, const float* wb, const float* zero
 }  // namespace
 
 size_t conv_packed_weights_size(const ConvShape& s) {
-  const int block = kVecs * kLanes;
-  return size_t((s.K + block - 1) / block) * block * s.R * s.S * s.C;
+  return size_t((s.K + kBlock - 1) / kBlock) * kBlock * s.R * s.S * s.C;
 }
 
 void pack_conv_weights(const ConvShape& s, const float* w, float* packed) {
-  const int block = kVecs * kLanes;
   const size_t RSC = size_t(s.R) * s.S * s.C;
   std::fill(packed, packed + conv_packed_weights_size(s), 0.f);
   for (int k = 0; k < s.K; ++k)
-    for (size_t j = 0; j < RSC; ++j) packed[(k / block * RSC + j) * block + k % block] = w[k * RSC + j];
+    for (size_t j = 0; j < RSC; ++j) packed[(k / kBlock * RSC + j) * kBlock + k % kBlock] = w[k * RSC + j];
 }
 
 // Work items are (group of kTilesPerItem tiles, block of output channels), the block inner so
@@ -98,8 +96,7 @@ void conv2d(const ConvShape& s, const float* x, const ConvParams& p, float* y) {
   const int P = s.P(), Q = s.Q();
   const int64_t M = int64_t(s.N) * P * Q;
   if (M <= 0 || s.K <= 0) return;
-  const int block = kVecs * kLanes;
-  const size_t block_floats = size_t(block) * s.R * s.S * s.C;
+  const size_t block_floats = size_t(kBlock) * s.R * s.S * s.C;
   const float* packed = p.w_packed;
   thread_local std::vector<float> repacked;  // kept between calls, like any scratch: no page faults
   if (!packed) {
@@ -108,7 +105,7 @@ void conv2d(const ConvShape& s, const float* x, const ConvParams& p, float* y) {
     packed = repacked.data();
   }
   const std::vector<float> zeros(s.C, 0.f);
-  const int blocks = (s.K + block - 1) / block;
+  const int blocks = (s.K + kBlock - 1) / kBlock;
   const int64_t tiles = M / kPixels, groups = std::max<int64_t>(1, (tiles + kTilesPerItem - 1) / kTilesPerItem);
   const double flops = 2.0 * double(M) * s.K * s.R * s.S * s.C;
   parallel_for(size_t(groups) * blocks, flops > 4e6, [&](size_t item) {
@@ -130,8 +127,8 @@ void conv2d(const ConvShape& s, const float* x, const ConvParams& p, float* y) {
           if (++row == P) row = 0, ++n;
         }
       }
-      if (count == kPixels) tile<kPixels>(s, x, wb, zeros.data(), win, p, kb * block, m0, y);
-      else tile<1>(s, x, wb, zeros.data(), win, p, kb * block, m0, y);
+      if (count == kPixels) tile<kPixels>(s, x, wb, zeros.data(), win, p, kb * kBlock, m0, y);
+      else tile<1>(s, x, wb, zeros.data(), win, p, kb * kBlock, m0, y);
       m0 += count;
     }
   });

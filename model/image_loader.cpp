@@ -278,9 +278,8 @@ void load_image(const std::string& path, const ImageOptions& opt, uint8_t* out, 
   if (opt.resize == ResizeMode::Squash) {
     resize(rgb, square, size, size);
   } else {
-    // The crop origin is round((resized - size) / 2) with Python's round-half-to-even (lrint's
-    // default mode).
-    // The full size, as the header says when the decoder gave 1/reduction of it.
+    // From the full size, as the header says when the decoder gave 1/reduction of it. The crop
+    // origin is round((resized - size) / 2) with Python's round-half-to-even (lrint's default).
     const bool from_header = reduction > 1 && rgb.cols == (h.width + reduction - 1) / reduction &&
                              rgb.rows == (h.height + reduction - 1) / reduction;
     const int64_t w = from_header ? h.width : rgb.cols, hgt = from_header ? h.height : rgb.rows;
