@@ -11,7 +11,8 @@
 //       words_per_image (the mean caption length), which bench/compare.py checks against the
 //       PyTorch greedy decode's.
 // Timed by the wall clock, waiting for the device after each step: a decode loop brings each
-// step's tokens back to the host before it can feed the next.
+// step's tokens back to the host before it can feed the next. On CUDA each also runs with
+// --cuda-graphs (".../graphs": Decoder::use_graphs; the warm-up captures the step).
 #include <benchmark/benchmark.h>
 
 #include "bench/bench_main.h"
@@ -39,10 +40,11 @@ using namespace bench;
 constexpr int kE = 50, kH = 256, kV = 1660, kD = 1024;
 constexpr int kImages = 32;
 
-void decode_step(benchmark::State& st, Device d, int B) {
+void decode_step(benchmark::State& st, Device d, int B, bool graphs) {
   Context& ctx = context(d);
   const DecoderDims dims{kD, kE, kH, kV};
   Decoder dec(ctx, dims);
+  dec.use_graphs(graphs);
   dec.set_flat(decoder_init(dims, 1), dec.params());
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> u(0.f, 1.f);
@@ -98,7 +100,7 @@ const Captioning& captioning() {
   return c;
 }
 
-void decode(benchmark::State& st, Device d, int beam) {
+void decode(benchmark::State& st, Device d, int beam, bool graphs) {
   const Captioning& c = captioning();
   if (!c.missing.empty()) {
     st.SkipWithError(("no real features to decode: " + c.missing).c_str());
@@ -107,6 +109,7 @@ void decode(benchmark::State& st, Device d, int beam) {
   const DecoderConfig& cfg = c.model.config.decoder;
   Decoder dec(context(d), {cfg.feature_dim, cfg.embed_dim, cfg.hidden_dim, c.model.vocab.size()});
   dec.load(c.model.decoder_weights, join_path(c.model.dir, cfg.weights));
+  dec.use_graphs(graphs);
   DecodeOptions opt;
   opt.beam = beam;
   opt.max_len = cfg.max_len;
@@ -120,17 +123,21 @@ void decode(benchmark::State& st, Device d, int beam) {
 
 void register_all(Device d) {
   const std::string dev = device_name(d);
-  for (int B : {kImages, 3 * kImages})
-    benchmark::RegisterBenchmark(("decode_step/" + dev + "/B:" + std::to_string(B)).c_str(),
-                                 [=](benchmark::State& st) { decode_step(st, d, B); })
-        ->Unit(benchmark::kMicrosecond)
-        ->UseRealTime();
-  for (int beam : {1, 3})
-    benchmark::RegisterBenchmark(
-        ("decode/" + dev + "/beam:" + std::to_string(beam) + "/B:" + std::to_string(kImages)).c_str(),
-        [=](benchmark::State& st) { decode(st, d, beam); })
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
+  for (bool graphs : {false, true}) {
+    if (graphs && d != Device::CUDA) continue;
+    const std::string variant = graphs ? "/graphs" : "";
+    for (int B : {kImages, 3 * kImages})
+      benchmark::RegisterBenchmark(("decode_step/" + dev + "/B:" + std::to_string(B) + variant).c_str(),
+                                   [=](benchmark::State& st) { decode_step(st, d, B, graphs); })
+          ->Unit(benchmark::kMicrosecond)
+          ->UseRealTime();
+    for (int beam : {1, 3})
+      benchmark::RegisterBenchmark(
+          ("decode/" + dev + "/beam:" + std::to_string(beam) + "/B:" + std::to_string(kImages) + variant).c_str(),
+          [=](benchmark::State& st) { decode(st, d, beam, graphs); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+  }
 }
 
 }  // namespace

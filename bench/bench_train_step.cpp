@@ -6,6 +6,8 @@
 // for the PyTorch side of bench/compare.py.
 // Counters: tokens_per_s (non-padding targets per second, wall clock), tokens_per_step, and
 // pool_allocs, the backing allocations (cudaMalloc on CUDA) made after warm-up: it must be 0.
+// On CUDA each also runs with --cuda-graphs (".../graphs": Decoder::use_graphs), after a
+// warm-up over every distinct batch has captured their graphs; graph_captures counts those.
 #include <benchmark/benchmark.h>
 
 #include "bench/bench_main.h"
@@ -86,10 +88,11 @@ std::vector<TokenBatch> make_batches(int B, int fixed_T, int V, int D) {
   return batches;
 }
 
-void train_step(benchmark::State& st, Device d, int B, int fixed_T) {
+void train_step(benchmark::State& st, Device d, int B, int fixed_T, bool graphs) {
   Context& ctx = context(d);
   const DecoderDims dims{kD, kE, kH, kV};
   Decoder dec(ctx, dims);
+  dec.use_graphs(graphs);
   dec.set_flat(decoder_init(dims, 1), dec.params());
   const size_t n = dec.num_params();
   const Stream s = ctx.exec().stream;
@@ -105,9 +108,11 @@ void train_step(benchmark::State& st, Device d, int B, int fixed_T) {
     adam_step(ex, dec.params(), dec.grads(), m.data(), v.data(), n, adam, ++step);
     return loss.count;
   };
-  // Warm-up on the longest batch sizes the workspace once and for all.
+  // Warm-up on the longest batch sizes the workspace once and for all; then every batch once
+  // (the first launches of each shape, and the graphs' captures).
   one_step(*std::max_element(batches.begin(), batches.end(),
                              [](const TokenBatch& a, const TokenBatch& b) { return a.T < b.T; }));
+  for (const auto& b : batches) one_step(b);
   ctx.synchronize();
   const size_t allocs = ctx.pool().stats().backing_allocs;
   int64_t tokens = 0;
@@ -119,17 +124,21 @@ void train_step(benchmark::State& st, Device d, int B, int fixed_T) {
   st.counters["tokens_per_s"] = benchmark::Counter(double(tokens), benchmark::Counter::kIsRate);
   st.counters["tokens_per_step"] = double(tokens) / double(std::max<int64_t>(1, st.iterations()));
   st.counters["pool_allocs"] = double(ctx.pool().stats().backing_allocs - allocs);
+  if (dec.graphs()) st.counters["graph_captures"] = double(dec.graphs()->captures());
 }
 
 void register_all(Device d) {
-  for (int B : {64, 256})
-    for (int T : {13, 0}) {
-      std::string name = std::string("train_step/") + device_name(d) + "/B:" + std::to_string(B) +
-                         "/T:" + (T > 0 ? std::to_string(T) : "flickr");
-      benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { train_step(st, d, B, T); })
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime();
-    }
+  for (bool graphs : {false, true}) {
+    if (graphs && d != Device::CUDA) continue;
+    for (int B : {64, 256})
+      for (int T : {13, 0}) {
+        std::string name = std::string("train_step/") + device_name(d) + "/B:" + std::to_string(B) +
+                           "/T:" + (T > 0 ? std::to_string(T) : "flickr") + (graphs ? "/graphs" : "");
+        benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { train_step(st, d, B, T, graphs); })
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+      }
+  }
 }
 
 }  // namespace

@@ -188,11 +188,12 @@ def of_ceiling(value, ceiling, what):
 
 def with_peers(engine, peer):
     """(name, engine result, op, shape parts, peer result or None) for each per-call benchmark
-    "<op>/<device>/<shape>", whose peer result is named "<op>/<shape>"."""
+    "<op>/<device>/<shape>", whose peer result is named "<op>/<shape>" (without the engine-only
+    variant "graphs": the same work run as CUDA graphs)."""
     peer_by_name = {r["name"]: r for r in (peer or {}).get("results", [])}
     for name, b in engine.items():
         op, _, *shape = name.split("/")
-        yield name, b, op, shape, peer_by_name.get("/".join([op] + shape))
+        yield name, b, op, shape, peer_by_name.get("/".join([op] + [s for s in shape if s != "graphs"]))
 
 
 def op_rows(engine, peer, sgemm, copy_bw):
@@ -466,13 +467,14 @@ def main():
         lambda r: (r["B"], r["T"]), lambda r: r["ms_per_step"])
     raw["peer_train_step"] = peer
     peer_by_key = {(r["B"], r["T"]): r for r in (peer or {}).get("results", [])}
-    for name, b in sorted(eng.items(), key=lambda kv: (kv[0].split("/")[3], int(kv[0].split("/")[2][2:]))):
-        _, _, bs, ts = name.split("/")
+    for name, b in sorted(eng.items(), key=lambda kv: (kv[0].split("/")[3], int(kv[0].split("/")[2][2:]),
+                                                       len(kv[0].split("/")))):
+        _, _, bs, ts, *variant = name.split("/")  # variant: ["graphs"] for the CUDA-graph runs
         B, T = int(bs[2:]), ts[2:]
         e_tps = b.get("tokens_per_s")
         p = peer_by_key.get((B, T))
         rows.append({
-            "work": f"train step B={B} T={T}",
+            "work": f"train step B={B} T={T}" + "".join(" " + v for v in variant),
             "engine": f"{e_tps:,.0f} tok/s ({fmt_time(seconds(b))})",
             "pytorch": f"{p['tokens_per_s']:,.0f} tok/s ({p['ms_per_step']:.2f} ms)" if p else "n/a",
             # Same batches on both sides, so tokens/s ratios are step-time ratios.

@@ -17,21 +17,23 @@ void dropout_backward(const float* dy, float* dx, size_t n, float p, uint64_t se
 
 namespace cuda {
 void dropout_forward(const Exec& ex, const float* x, float* y, size_t n, float p, uint64_t seed,
-                     uint64_t offset);
+                     uint64_t offset, const uint64_t* offset_at);
 void dropout_backward(const Exec& ex, const float* dy, float* dx, size_t n, float p, uint64_t seed,
-                      uint64_t offset);
+                      uint64_t offset, const uint64_t* offset_at);
 }  // namespace cuda
 
-// In-place (y == x, dx == dy) is allowed. p == 0 copies.
+// In-place (y == x, dx == dy) is allowed. p == 0 copies. When offset_at is not null, the
+// counter offset is the word it points to (in the exec's memory) as the op runs, and `offset`
+// is ignored: a captured CUDA graph replays its arguments, so a per-step offset lives in memory.
 inline void dropout_forward(const Exec& ex, const float* x, float* y, size_t n, float p, uint64_t seed,
-                            uint64_t offset) {
-  if (ex.cuda()) CAPTION_CUDA_CALL(cuda::dropout_forward(ex, x, y, n, p, seed, offset));
-  else cpu::dropout_forward(x, y, n, p, seed, offset);
+                            uint64_t offset, const uint64_t* offset_at = nullptr) {
+  if (ex.cuda()) CAPTION_CUDA_CALL(cuda::dropout_forward(ex, x, y, n, p, seed, offset, offset_at));
+  else cpu::dropout_forward(x, y, n, p, seed, offset_at ? *offset_at : offset);
 }
 inline void dropout_backward(const Exec& ex, const float* dy, float* dx, size_t n, float p, uint64_t seed,
-                             uint64_t offset) {
-  if (ex.cuda()) CAPTION_CUDA_CALL(cuda::dropout_backward(ex, dy, dx, n, p, seed, offset));
-  else cpu::dropout_backward(dy, dx, n, p, seed, offset);
+                             uint64_t offset, const uint64_t* offset_at = nullptr) {
+  if (ex.cuda()) CAPTION_CUDA_CALL(cuda::dropout_backward(ex, dy, dx, n, p, seed, offset, offset_at));
+  else cpu::dropout_backward(dy, dx, n, p, seed, offset_at ? *offset_at : offset);
 }
 
 }  // namespace caption

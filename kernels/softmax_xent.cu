@@ -81,8 +81,9 @@ __global__ void lse_rows_kernel(const float* __restrict__ logits, const int32_t*
 // dlogits = scale * (exp(logits - lse) - onehot), zero rows for padding. No __restrict__:
 // dlogits may be logits; each element is read and written by the same thread.
 __global__ void xent_backward_kernel(const float* logits, const int32_t* __restrict__ targets,
-                                     const float* __restrict__ lse, int V, float scale, float* dlogits,
-                                     bool vectorise) {
+                                     const float* __restrict__ lse, int V, float scale, const float* scale_at,
+                                     float* dlogits, bool vectorise) {
+  if (scale_at) scale = *scale_at;
   const float* row = logits + size_t(blockIdx.x) * V;
   float* drow = dlogits + size_t(blockIdx.x) * V;
   int32_t t = targets[blockIdx.x];
@@ -115,12 +116,13 @@ void softmax_xent_forward(const Exec& ex, const float* logits, const int32_t* ta
 }
 
 void softmax_xent_backward(const Exec& ex, const float* logits, const int32_t* targets, const float* lse,
-                           int N, int V, float scale, float* dlogits) {
+                           int N, int V, float scale, float* dlogits, const float* scale_at) {
   if (N == 0) return;
   // Rows advance by the same V floats in both buffers, so equal offsets mod 16 bytes at the
   // start hold for every row.
   bool vectorise = ((reinterpret_cast<uintptr_t>(logits) ^ reinterpret_cast<uintptr_t>(dlogits)) & 15) == 0;
-  xent_backward_kernel<<<N, kThreads, 0, ex.stream>>>(logits, targets, lse, V, scale, dlogits, vectorise);
+  xent_backward_kernel<<<N, kThreads, 0, ex.stream>>>(logits, targets, lse, V, scale, scale_at, dlogits,
+                                                      vectorise);
   CUDA_CHECK_LAUNCH();
 }
 

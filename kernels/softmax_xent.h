@@ -24,7 +24,7 @@ namespace cuda {
 void softmax_xent_forward(const Exec& ex, const float* logits, const int32_t* targets, int N, int V,
                           float* loss, float* lse);
 void softmax_xent_backward(const Exec& ex, const float* logits, const int32_t* targets, const float* lse,
-                           int N, int V, float scale, float* dlogits);
+                           int N, int V, float scale, float* dlogits, const float* scale_at);
 void logsumexp_rows(const Exec& ex, const float* logits, int N, int V, float* lse);
 }  // namespace cuda
 
@@ -33,10 +33,15 @@ inline void softmax_xent_forward(const Exec& ex, const float* logits, const int3
   if (ex.cuda()) CAPTION_CUDA_CALL(cuda::softmax_xent_forward(ex, logits, targets, N, V, loss, lse));
   else cpu::softmax_xent_forward(logits, targets, N, V, loss, lse);
 }
+// When scale_at is not null, the scale is the float it points to (in the exec's memory) as the
+// op runs, and `scale` is ignored (a captured CUDA graph replays its arguments; the mean's
+// divisor changes from batch to batch).
 inline void softmax_xent_backward(const Exec& ex, const float* logits, const int32_t* targets,
-                                  const float* lse, int N, int V, float scale, float* dlogits) {
-  if (ex.cuda()) CAPTION_CUDA_CALL(cuda::softmax_xent_backward(ex, logits, targets, lse, N, V, scale, dlogits));
-  else cpu::softmax_xent_backward(logits, targets, lse, N, V, scale, dlogits);
+                                  const float* lse, int N, int V, float scale, float* dlogits,
+                                  const float* scale_at = nullptr) {
+  if (ex.cuda())
+    CAPTION_CUDA_CALL(cuda::softmax_xent_backward(ex, logits, targets, lse, N, V, scale, dlogits, scale_at));
+  else cpu::softmax_xent_backward(logits, targets, lse, N, V, scale_at ? *scale_at : scale, dlogits);
 }
 inline void logsumexp_rows(const Exec& ex, const float* logits, int N, int V, float* lse) {
   if (ex.cuda()) CAPTION_CUDA_CALL(cuda::logsumexp_rows(ex, logits, N, V, lse));

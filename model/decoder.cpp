@@ -1,6 +1,7 @@
 #include "model/decoder.h"
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "kernels/beam_topk.h"
@@ -17,6 +18,9 @@ namespace {
 
 // Indices into specs(), in state-dict order.
 enum Param { kImgW, kImgB, kEmbed, kWih, kWhh, kBih, kBhh, kFcW, kFcB, kOutW, kOutB };
+
+// First element of a graph key: which op sequence it is.
+enum GraphKind : int64_t { kDecodeStepGraph, kTrainStepGraph };
 
 // Counter offsets for the two dropout sites: disjoint Philox streams per step and site.
 uint64_t dropout_offset(uint64_t step, int site) { return (step * 2 + site) << 32; }
@@ -64,6 +68,10 @@ struct Decoder::Workspace {
   int B = 0, T = 0;  // capacity
   PoolBuffer<float> features, feat_drop, a, da, emb, demb, h, c, gates, m, mc, z, dz, logits, loss, lse;
   PoolBuffer<int32_t> inputs, targets, rows;  // rows: output row r is position rows[r] of [B*T]
+  // A training step's scalars, read by the kernels from memory so that a captured step replays
+  // with each step's values: the two dropout sites' counter offsets and the loss mean's 1/rows.
+  PoolBuffer<uint64_t> dropout_offsets;
+  PoolBuffer<float> loss_scale;
   // inference
   int iB = 0;
   PoolBuffer<float> ia, ih, ic, ih2, ix, igates, im, iz, ilogits, ilse, itop_logp;
@@ -81,7 +89,15 @@ Decoder::Decoder(Context& ctx, const DecoderDims& dims)
 
 Decoder::~Decoder() = default;
 
-void Decoder::release_workspace() { ws_ = std::make_unique<Workspace>(); }
+void Decoder::release_workspace() {
+  if (graphs_) graphs_->clear();  // they use the buffers being freed
+  ws_ = std::make_unique<Workspace>();
+}
+
+void Decoder::use_graphs(bool on) {
+  if (!on || ctx_.device() != Device::CUDA) graphs_.reset();
+  else if (!graphs_) graphs_ = std::make_unique<GraphCache>(ctx_);
+}
 
 void Decoder::set_flat(const std::vector<float>& host, float* dst) {
   if (host.size() != num_params_) throw std::logic_error("decoder: flat parameter size mismatch");
@@ -125,6 +141,7 @@ std::map<std::string, Tensor> Decoder::state_dict() const {
 void Decoder::ensure_workspace(int B, int T) {
   Workspace& w = *ws_;
   if (B <= w.B && T <= w.T) return;
+  if (graphs_) graphs_->clear();  // they use the buffers being replaced
   B = std::max(B, w.B);
   T = std::max(T, w.T);
   const size_t D = dims_.feature_dim, E = dims_.embed_dim, H = dims_.hidden_dim, V = dims_.vocab_size;
@@ -138,11 +155,15 @@ void Decoder::ensure_workspace(int B, int T) {
   f(w.emb, N * E), f(w.demb, N * E), f(w.h, N * H), f(w.c, N * H), f(w.gates, N * 4 * H);
   f(w.m, N * H), f(w.mc, N * H), f(w.z, N * H), f(w.dz, N * H), f(w.logits, N * V), f(w.loss, N), f(w.lse, N);
   i(w.inputs, N), i(w.targets, N), i(w.rows, N);
+  w.dropout_offsets = PoolBuffer<uint64_t>(pool, 2, st);
+  w.loss_scale = PoolBuffer<float>(pool, 1, st);
+  ctx_.zero(w.dropout_offsets.data(), 2 * sizeof(uint64_t));
+  ctx_.zero(w.loss_scale.data(), sizeof(float));
   w.B = B;
   w.T = T;
 }
 
-int Decoder::upload_batch(const TokenBatch& batch, bool compact) {
+Decoder::BatchRows Decoder::upload_batch(const TokenBatch& batch, bool compact, int row_multiple) {
   const int B = batch.B, T = batch.T, D = dims_.feature_dim;
   if (batch.features.size() != size_t(B) * D || batch.tokens.size() != size_t(B) * (T + 1))
     throw std::logic_error("decoder: batch buffers do not match B/T");
@@ -158,23 +179,28 @@ int Decoder::upload_batch(const TokenBatch& batch, bool compact) {
       targets.push_back(out);
       rows.push_back(b * T + t);
     }
+  const BatchRows n{int(rows.size()), (int(rows.size()) + row_multiple - 1) / row_multiple * row_multiple};
+  // Padding rows: position 0 with target <pad>, which the loss and its gradient ignore.
+  rows.resize(n.padded, 0);
+  targets.resize(n.padded, 0);
   Workspace& w = *ws_;
   ctx_.upload(w.features.data(), batch.features.data(), batch.features.size() * sizeof(float));
   ctx_.upload(w.inputs.data(), inputs.data(), inputs.size() * sizeof(int32_t));
   ctx_.upload(w.targets.data(), targets.data(), targets.size() * sizeof(int32_t));
   ctx_.upload(w.rows.data(), rows.data(), rows.size() * sizeof(int32_t));
-  return int(rows.size());
+  return n;
 }
 
-void Decoder::forward(int B, int T, int rows, float p, uint64_t seed, uint64_t step) {
+void Decoder::forward(int B, int T, int rows, float p, uint64_t seed) {
   const Exec ex = ctx_.exec();
   Workspace& w = *ws_;
   const int D = dims_.feature_dim, E = dims_.embed_dim, H = dims_.hidden_dim, V = dims_.vocab_size;
   const int N = B * T;
-  dropout_forward(ex, w.features.data(), w.feat_drop.data(), size_t(B) * D, p, seed, dropout_offset(step, 0));
+  const uint64_t* offsets = w.dropout_offsets.data();
+  dropout_forward(ex, w.features.data(), w.feat_drop.data(), size_t(B) * D, p, seed, 0, offsets);
   dense_forward(ex, w.feat_drop.data(), at(kImgW), at(kImgB), w.a.data(), B, H, D, Activation::ReLU);
   embedding_forward(ex, at(kEmbed), w.inputs.data(), N, E, w.emb.data());
-  dropout_forward(ex, w.emb.data(), w.emb.data(), size_t(N) * E, p, seed, dropout_offset(step, 1));
+  dropout_forward(ex, w.emb.data(), w.emb.data(), size_t(N) * E, p, seed, 0, offsets + 1);
   lstm_forward(ex, {B, T, E, H}, w.emb.data(), {at(kWih), at(kWhh), at(kBih), at(kBhh)},
                {w.h.data(), w.c.data(), w.gates.data()});
   broadcast_add(ex, w.h.data(), w.a.data(), w.m.data(), B, T, H);
@@ -182,28 +208,26 @@ void Decoder::forward(int B, int T, int rows, float p, uint64_t seed, uint64_t s
   embedding_forward(ex, w.m.data(), w.rows.data(), rows, H, w.mc.data());
   dense_forward(ex, w.mc.data(), at(kFcW), at(kFcB), w.z.data(), rows, H, H, Activation::ReLU);
   dense_forward(ex, w.z.data(), at(kOutW), at(kOutB), w.logits.data(), rows, V, H, Activation::None);
+  softmax_xent_forward(ex, w.logits.data(), w.targets.data(), rows, V, w.loss.data(), w.lse.data());
 }
 
-LossSum Decoder::sum_loss(int rows) {
-  Workspace& w = *ws_;
-  softmax_xent_forward(ctx_.exec(), w.logits.data(), w.targets.data(), rows, dims_.vocab_size, w.loss.data(),
-                       w.lse.data());
-  std::vector<float> loss(rows);
-  ctx_.download(loss.data(), w.loss.data(), loss.size() * sizeof(float));
+LossSum Decoder::sum_loss(BatchRows rows) {
+  std::vector<float> loss(rows.padded);
+  ctx_.download(loss.data(), ws_->loss.data(), loss.size() * sizeof(float));
   LossSum s;
-  for (float l : loss) s.sum += l;
-  s.count = rows;  // compact rows: every one has a real target
+  for (float l : loss) s.sum += l;  // padding rows add 0
+  s.count = rows.real;  // compact rows: every real one has a target
   return s;
 }
 
-void Decoder::backward(int B, int T, int rows, float p, uint64_t seed, uint64_t step) {
+void Decoder::backward(int B, int T, int rows, float p, uint64_t seed) {
   const Exec ex = ctx_.exec();
   Workspace& w = *ws_;
   const int D = dims_.feature_dim, E = dims_.embed_dim, H = dims_.hidden_dim, V = dims_.vocab_size;
   const int N = B * T;
   // Mean over the target rows; the logits buffer becomes its own gradient.
-  softmax_xent_backward(ex, w.logits.data(), w.targets.data(), w.lse.data(), rows, V,
-                        rows > 0 ? 1.f / rows : 0.f, w.logits.data());
+  softmax_xent_backward(ex, w.logits.data(), w.targets.data(), w.lse.data(), rows, V, 0.f, w.logits.data(),
+                        w.loss_scale.data());
   dense_backward(ex, w.z.data(), at(kOutW), w.logits.data(), w.logits.data(), w.dz.data(), grad(kOutW),
                  grad(kOutB), rows, V, H, Activation::None);
   dense_backward(ex, w.mc.data(), at(kFcW), w.z.data(), w.dz.data(), w.mc.data(), grad(kFcW), grad(kFcB), rows,
@@ -216,30 +240,46 @@ void Decoder::backward(int B, int T, int rows, float p, uint64_t seed, uint64_t 
   lstm_backward(ex, {B, T, E, H}, w.emb.data(), {at(kWih), at(kWhh), at(kBih), at(kBhh)},
                 {w.h.data(), w.c.data(), w.gates.data()}, w.m.data(), w.demb.data(),
                 {grad(kWih), grad(kWhh), grad(kBih), grad(kBhh)});
-  dropout_backward(ex, w.demb.data(), w.demb.data(), size_t(N) * E, p, seed, dropout_offset(step, 1));
+  dropout_backward(ex, w.demb.data(), w.demb.data(), size_t(N) * E, p, seed, 0, w.dropout_offsets.data() + 1);
   embedding_backward(ex, w.demb.data(), w.inputs.data(), N, E, V, 0, grad(kEmbed));
   dense_backward(ex, w.feat_drop.data(), at(kImgW), w.a.data(), w.da.data(), nullptr, grad(kImgW),
                  grad(kImgB), B, H, D, Activation::ReLU);
 }
 
 LossSum Decoder::train_step(const TokenBatch& batch, float dropout, uint64_t seed, uint64_t step) {
-  int rows = upload_batch(batch, true);
-  forward(batch.B, batch.T, rows, dropout, seed, step);
-  LossSum s = sum_loss(rows);
-  backward(batch.B, batch.T, rows, dropout, seed, step);
-  return s;
+  // A captured step is reused for every batch of its (B, T) whose output rows round up to the
+  // same multiple of B (the rows of one timestep); the padding rows cost output-layer work.
+  const BatchRows rows = upload_batch(batch, true, graphs_ ? batch.B : 1);
+  Workspace& w = *ws_;
+  const uint64_t offsets[2] = {dropout_offset(step, 0), dropout_offset(step, 1)};
+  const float scale = rows.real > 0 ? 1.f / float(rows.real) : 0.f;  // the mean over real targets
+  ctx_.upload(w.dropout_offsets.data(), offsets, sizeof(offsets));
+  ctx_.upload(w.loss_scale.data(), &scale, sizeof(scale));
+  auto ops = [&] {
+    forward(batch.B, batch.T, rows.padded, dropout, seed);
+    backward(batch.B, batch.T, rows.padded, dropout, seed);
+  };
+  if (graphs_) {
+    int64_t p_bits = 0;
+    std::memcpy(&p_bits, &dropout, sizeof(dropout));
+    graphs_->run({kTrainStepGraph, batch.B, batch.T, rows.padded, p_bits, int64_t(seed)}, ops);
+  } else {
+    ops();
+  }
+  // The loss comes back after the backward is queued, so the device never waits for the host.
+  return sum_loss(rows);
 }
 
 LossSum Decoder::evaluate(const TokenBatch& batch) {
-  int rows = upload_batch(batch, true);
-  forward(batch.B, batch.T, rows, 0.f, 0, 0);
+  const BatchRows rows = upload_batch(batch, true);
+  forward(batch.B, batch.T, rows.padded, 0.f, 0);
   return sum_loss(rows);
 }
 
 std::vector<float> Decoder::forward_logits(const TokenBatch& batch) {
-  int rows = upload_batch(batch, false);
-  forward(batch.B, batch.T, rows, 0.f, 0, 0);
-  std::vector<float> logits(size_t(rows) * dims_.vocab_size);
+  const BatchRows rows = upload_batch(batch, false);
+  forward(batch.B, batch.T, rows.padded, 0.f, 0);
+  std::vector<float> logits(size_t(rows.padded) * dims_.vocab_size);
   ctx_.download(logits.data(), ws_->logits.data(), logits.size() * sizeof(float));
   return logits;
 }
@@ -248,6 +288,7 @@ Decoder::StepState Decoder::begin_inference(const float* features, int B) {
   Workspace& w = *ws_;
   const size_t D = dims_.feature_dim, E = dims_.embed_dim, H = dims_.hidden_dim, V = dims_.vocab_size;
   if (B > w.iB) {
+    if (graphs_) graphs_->clear();  // they use the buffers being replaced
     MemoryPool& pool = ctx_.pool();
     Stream st = ctx_.exec().stream;
     for (auto* b : {&w.ia, &w.ih, &w.ic, &w.ih2, &w.im, &w.iz}) *b = PoolBuffer<float>(pool, B * H, st);
@@ -271,12 +312,19 @@ void Decoder::step(StepState& s, const int32_t* tokens) {
   Workspace& w = *ws_;
   const int E = dims_.embed_dim, H = dims_.hidden_dim, V = dims_.vocab_size, B = s.B;
   ctx_.upload(w.itokens.data(), tokens, B * sizeof(int32_t));
-  embedding_forward(ex, at(kEmbed), w.itokens.data(), B, E, w.ix.data());
-  lstm_step(ex, B, E, H, w.ix.data(), {at(kWih), at(kWhh), at(kBih), at(kBhh)}, s.h, s.c, w.igates.data());
-  broadcast_add(ex, s.h, s.a, w.im.data(), B, 1, H);
-  dense_forward(ex, w.im.data(), at(kFcW), at(kFcB), w.iz.data(), B, H, H, Activation::ReLU);
-  dense_forward(ex, w.iz.data(), at(kOutW), at(kOutB), s.logits, B, V, H, Activation::None);
-  logsumexp_rows(ex, s.logits, B, V, s.lse);
+  auto ops = [&] {
+    embedding_forward(ex, at(kEmbed), w.itokens.data(), B, E, w.ix.data());
+    lstm_step(ex, B, E, H, w.ix.data(), {at(kWih), at(kWhh), at(kBih), at(kBhh)}, s.h, s.c, w.igates.data());
+    broadcast_add(ex, s.h, s.a, w.im.data(), B, 1, H);
+    dense_forward(ex, w.im.data(), at(kFcW), at(kFcB), w.iz.data(), B, H, H, Activation::ReLU);
+    dense_forward(ex, w.iz.data(), at(kOutW), at(kOutB), s.logits, B, V, H, Activation::None);
+    logsumexp_rows(ex, s.logits, B, V, s.lse);
+  };
+  if (!graphs_) return ops();
+  // The workspace buffers are fixed for a batch size (begin_inference clears the graphs when it
+  // replaces them); the state's may be the caller's.
+  auto addr = [](const void* p) { return int64_t(reinterpret_cast<intptr_t>(p)); };
+  graphs_->run({kDecodeStepGraph, B, addr(s.a), addr(s.h), addr(s.c), addr(s.logits), addr(s.lse)}, ops);
 }
 
 void Decoder::logprobs(const StepState& s, std::vector<float>& out) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "runtime/context.h"
+#include "runtime/graph_cache.h"
 #include "runtime/tensor.h"
 
 namespace caption {
@@ -79,6 +80,13 @@ class Decoder {
   std::vector<float> forward_logits(const TokenBatch& batch);
   // Frees the training and inference buffers (they come back on the next call that needs them).
   void release_workspace();
+  // On CUDA, runs each training step's forward and backward, and each decode step, as one CUDA
+  // graph launch (runtime/graph_cache.h), captured once per shape. Decode steps are
+  // bit-identical to plain launches; a training step's output rows are padded up to a multiple
+  // of B so that batches of one caption length share a graph, which can change the GEMMs'
+  // summation order. No effect on the CPU.
+  void use_graphs(bool on);
+  const GraphCache* graphs() const { return graphs_.get(); }  // null unless in use
 
   // Inference primitives (device pointers from inference_state()).
   struct StepState {
@@ -106,13 +114,19 @@ class Decoder {
  private:
   struct Workspace;
   void ensure_workspace(int B, int T);
+  struct BatchRows {
+    int real;    // output rows with a target
+    int padded;  // after the padding rows (position 0, target <pad>) that round it up
+  };
   // Uploads features, inputs and the output rows: only the positions with a real target
-  // when `compact` (padding positions cost no output-layer work), else all B*T. Returns
-  // the number of output rows.
-  int upload_batch(const TokenBatch& batch, bool compact);
-  void forward(int B, int T, int rows, float dropout, uint64_t seed, uint64_t step);
-  LossSum sum_loss(int rows);
-  void backward(int B, int T, int rows, float dropout, uint64_t seed, uint64_t step);
+  // when `compact` (padding positions cost no output-layer work), else all B*T; then
+  // padding rows up to a multiple of row_multiple.
+  BatchRows upload_batch(const TokenBatch& batch, bool compact, int row_multiple = 1);
+  // Forward to the loss per output row; dropout offsets and the loss scale are read from the
+  // workspace (train_step writes them).
+  void forward(int B, int T, int rows, float dropout, uint64_t seed);
+  LossSum sum_loss(BatchRows rows);  // downloads the per-row losses
+  void backward(int B, int T, int rows, float dropout, uint64_t seed);
   // Parameter k (a ParamSpec index) and its gradient, inside the flat buffers.
   const float* at(int k) const { return params_.data() + specs_[k].offset; }
   float* grad(int k) const { return grads_.data() + specs_[k].offset; }
@@ -124,6 +138,7 @@ class Decoder {
   PoolBuffer<float> params_;
   PoolBuffer<float> grads_;
   std::unique_ptr<Workspace> ws_;
+  std::unique_ptr<GraphCache> graphs_;  // null: plain launches
 };
 
 }  // namespace caption

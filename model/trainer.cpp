@@ -249,6 +249,7 @@ void train(const TrainOptions& opt, TrainObserver& obs) {
 
   Context ctx(opt.device, opt.memory_limit);
   Decoder dec(ctx, {features.dim, config.decoder.embed_dim, config.decoder.hidden_dim, vocab.size()});
+  dec.use_graphs(opt.cuda_graphs);
   PoolBuffer<float> m(ctx.pool(), dec.num_params(), ctx.exec().stream);
   PoolBuffer<float> v(ctx.pool(), dec.num_params(), ctx.exec().stream);
   Checkpoint ck;

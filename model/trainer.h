@@ -23,6 +23,7 @@ struct TrainOptions {
   uint64_t seed = 1;
   Device device = Device::CPU;
   size_t memory_limit = 0;  // bytes the device memory pool may hold; 0 = all there is
+  bool cuda_graphs = false;  // Decoder::use_graphs
   bool resume = false;
 };
 

@@ -62,7 +62,9 @@ char* MemoryPool::carve(Arena& arena, size_t bytes, size_t* chunk) {
 void* MemoryPool::allocate(size_t bytes, Stream stream) {
   bytes = round_up(bytes == 0 ? 1 : bytes, kAlignment);
   std::lock_guard<std::mutex> lock(mutex_);
-  Arena& arena = arenas_[stream];
+  auto redirect = redirects_.find(stream);
+  const ArenaKey key = redirect == redirects_.end() ? ArenaKey(stream) : redirect->second;
+  Arena& arena = arenas_[key];
   size_t chunk = 0;
   char* p = carve(arena, bytes, &chunk);
   if (!p) {
@@ -82,11 +84,11 @@ void* MemoryPool::allocate(size_t bytes, Stream stream) {
                         mib(chunk_size) + " (pool in use " + mib(stats_.bytes_in_use) + ")");
     ++stats_.backing_allocs;
     stats_.bytes_reserved += chunk_size;
-    chunks_.push_back({static_cast<char*>(base), chunk_size, stream, true});
+    chunks_.push_back({static_cast<char*>(base), chunk_size, key, true});
     arena.free_blocks.emplace(static_cast<char*>(base), Block{chunk_size, chunks_.size() - 1});
     p = carve(arena, bytes, &chunk);
   }
-  allocations_.emplace(p, Allocation{stream, Block{bytes, chunk}});
+  allocations_.emplace(p, Allocation{key, Block{bytes, chunk}});
   stats_.bytes_in_use += bytes;
   stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.bytes_in_use);
   return p;
@@ -99,7 +101,7 @@ void MemoryPool::deallocate(void* ptr) {
   Allocation a = it->second;
   allocations_.erase(it);
   stats_.bytes_in_use -= a.block.size;
-  auto& blocks = arenas_[a.stream].free_blocks;
+  auto& blocks = arenas_[a.arena].free_blocks;
   char* p = static_cast<char*>(ptr);
   auto next = blocks.find(p + a.block.size);
   if (next != blocks.end() && next->second.chunk == a.block.chunk) {
@@ -121,12 +123,30 @@ void MemoryPool::release_unused() {
   release_unused_locked();
 }
 
-size_t MemoryPool::release_unused_locked() {
+void MemoryPool::redirect(Stream stream, const void* arena) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!arena) {
+    redirects_.erase(stream);
+    return;
+  }
+  redirects_[stream] = arena;
+  graph_arenas_.insert(arena);
+}
+
+void MemoryPool::close_arena(const void* arena) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto it = redirects_.begin(); it != redirects_.end();)
+    it = it->second == arena ? redirects_.erase(it) : std::next(it);
+  graph_arenas_.erase(arena);
+  release_unused_locked(arena);
+}
+
+size_t MemoryPool::release_unused_locked(ArenaKey only) {
   size_t released = 0;
   for (size_t i = 0; i < chunks_.size(); ++i) {
     Chunk& c = chunks_[i];
-    if (!c.live) continue;
-    auto& blocks = arenas_[c.stream].free_blocks;
+    if (!c.live || (only ? c.arena != only : graph_arenas_.count(c.arena) > 0)) continue;
+    auto& blocks = arenas_[c.arena].free_blocks;
     auto it = blocks.find(c.base);
     if (it == blocks.end() || it->second.size != c.size) continue;  // partly in use
     blocks.erase(it);

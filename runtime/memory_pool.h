@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <unordered_map>
 #include <vector>
@@ -52,6 +53,13 @@ class MemoryPool {
   // Gives wholly free chunks back to the backing allocator. allocate() does it too before it
   // reports OutOfMemory, so that a stream can use what another stream's arena holds unused.
   void release_unused();
+  // Graph arenas (runtime/graph_cache.h). A captured CUDA graph replays with the addresses its
+  // ops were given, so its scratch memory must stay its own: while `stream` is redirected to
+  // `arena` (any unique address, e.g. the graph cache's), its allocations are carved from chunks
+  // of that arena, which no other stream carves and release_unused leaves alone until
+  // close_arena (the graphs are gone) lets them go. arena nullptr: the stream's own again.
+  void redirect(Stream stream, const void* arena);
+  void close_arena(const void* arena);
   Stats stats() const;
   Device device() const { return device_; }
   size_t limit() const { return limit_; }
@@ -64,26 +72,32 @@ class MemoryPool {
   struct Arena {
     std::map<char*, Block> free_blocks;  // ordered by address for coalescing
   };
+  // Arenas are named by their stream, or by a graph arena's address.
+  using ArenaKey = const void*;
   struct Chunk {
     char* base;
     size_t size;
-    Stream stream;
+    ArenaKey arena;
     bool live;
   };
   struct Allocation {
-    Stream stream;
+    ArenaKey arena;
     Block block;
   };
 
   char* carve(Arena& arena, size_t bytes, size_t* chunk);
-  size_t release_unused_locked();  // chunks released; the caller holds mutex_
+  // Releases the wholly free chunks of `only` (nullptr: of every arena not held by a graph);
+  // returns how many. The caller holds mutex_.
+  size_t release_unused_locked(ArenaKey only = nullptr);
 
   Device device_;
   std::unique_ptr<BackingAllocator> backing_;
   size_t limit_;
   size_t min_chunk_;
   mutable std::mutex mutex_;
-  std::map<Stream, Arena> arenas_;
+  std::map<ArenaKey, Arena> arenas_;
+  std::map<Stream, ArenaKey> redirects_;
+  std::set<ArenaKey> graph_arenas_;  // open: their chunks are not released
   std::vector<Chunk> chunks_;
   std::unordered_map<void*, Allocation> allocations_;
   Stats stats_;

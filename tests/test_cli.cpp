@@ -201,6 +201,27 @@ TEST(Cli, TrainNamesABatchSizeThatFitsTheMemoryLimit) {
   EXPECT_EQ(refused, 1) << "no limit between 6 and 16 MiB refused batch 96";
 }
 
+// train --cuda-graphs on CUDA: the same losses as plain launches, up to the summation order that
+// its padded output rows may change (the CPU ignores the flag).
+TEST(Cli, CudaGraphTrainingMatchesPlainLaunches) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  CliData d;
+  auto on_cuda = [](std::string args) { return args.replace(args.find("--device cpu"), 12, "--device cuda"); };
+  ASSERT_EQ(run(on_cuda(d.train_args("plain", 3))).status, 0);
+  CliRun r = run(on_cuda(d.train_args("graphs", 3)) + " --cuda-graphs");
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto losses = [&](const std::string& m) {
+    std::ifstream in(d.dir.path(m + "/metrics.jsonl"));
+    std::vector<double> out;
+    for (std::string l; std::getline(in, l);) out.push_back(nlohmann::json::parse(l)["train_loss"]);
+    return out;
+  };
+  const auto plain = losses("plain"), graphs = losses("graphs");
+  ASSERT_EQ(plain.size(), 3u);
+  ASSERT_EQ(graphs.size(), 3u);
+  for (size_t e = 0; e < plain.size(); ++e) EXPECT_NEAR(graphs[e], plain[e], 1e-4 * plain[e]) << "epoch " << e + 1;
+}
+
 // --encoder DIR: the trained model carries DIR's encoder and captions image files itself; an
 // encoder whose dimension differs from the features is refused before training.
 TEST(Cli, TrainWithEncoderMakesAnImageModel) {

@@ -192,12 +192,11 @@ TEST(Decoder, CudaTrainingStepMatchesCpuWithDropout) {
   EXPECT_TRUE(all_close(run(Device::CUDA), run(Device::CPU), 1e-4f, 1e-5f));
 }
 
-TEST(Decoder, CudaTrainingStepMakesNoCudaMallocAfterWarmup) {
-  REQUIRE_CUDA();
-  Golden g = load_golden();
+void check_no_cuda_malloc_after_warmup(bool graphs) {
   Context ctx(Device::CUDA);
   DecoderDims dims{64, 50, 256, 1001};
   Decoder dec(ctx, dims);
+  dec.use_graphs(graphs);
   dec.set_flat(decoder_init(dims, 1), dec.params());
   PoolBuffer<float> m(ctx.pool(), dec.num_params(), ctx.exec().stream), v(ctx.pool(), dec.num_params(), ctx.exec().stream);
   ctx.zero(m.data(), dec.num_params() * 4);
@@ -221,6 +220,90 @@ TEST(Decoder, CudaTrainingStepMakesNoCudaMallocAfterWarmup) {
   for (auto [B, T] : {std::pair{64, 39}, {64, 12}, {17, 30}, {1, 5}}) train(B, T);
   ctx.synchronize();
   EXPECT_EQ(ctx.pool().stats().backing_allocs, mallocs);
+}
+
+TEST(Decoder, CudaTrainingStepMakesNoCudaMallocAfterWarmup) {
+  REQUIRE_CUDA();
+  check_no_cuda_malloc_after_warmup(false);
+}
+
+TEST(Decoder, CudaGraphTrainingStepMakesNoCudaMallocAfterWarmup) {
+  REQUIRE_CUDA();
+  check_no_cuda_malloc_after_warmup(true);
+}
+
+// --cuda-graphs. Decode steps replay bit for bit, across a reorder and a larger batch (which
+// replaces the buffers, so the graphs are captured afresh).
+TEST(Decoder, CudaGraphDecodeStepsMatchPlainLaunches) {
+  REQUIRE_CUDA();
+  const DecoderDims dims{64, 50, 256, 1001};
+  auto run = [&](bool graphs, size_t* captures) {
+    Context ctx(Device::CUDA);
+    Decoder dec(ctx, dims);
+    dec.set_flat(decoder_init(dims, 2), dec.params());
+    dec.use_graphs(graphs);
+    std::vector<float> out, logp;
+    for (int B : {5, 9}) {
+      const auto features = test::random_vector(size_t(B) * dims.feature_dim, B);
+      auto state = dec.begin_inference(features.data(), B);
+      for (int t = 0; t < 6; ++t) {
+        std::vector<int32_t> tokens(B), parent(B);
+        for (int b = 0; b < B; ++b) tokens[b] = 1 + (b * 31 + t * 17) % 1000, parent[b] = B - 1 - b;
+        dec.step(state, tokens.data());
+        dec.logprobs(state, logp);
+        out.insert(out.end(), logp.begin(), logp.end());
+        if (t == 3) dec.reorder(state, parent.data());
+      }
+    }
+    if (captures) *captures = dec.graphs()->captures();
+    return out;
+  };
+  size_t captures = 0;
+  const auto plain = run(false, nullptr);
+  EXPECT_EQ(run(true, &captures), plain);
+  EXPECT_EQ(captures, 2u);
+}
+
+// A training step's graph takes each step's dropout offsets and loss scale from memory. With
+// every caption full length there are no padding rows and the steps match plain launches bit
+// for bit; with ragged captions the output rows are padded up to a multiple of B, which can
+// change the order of the weight gradients' sums.
+TEST(Decoder, CudaGraphTrainingStepsMatchPlainLaunches) {
+  REQUIRE_CUDA();
+  const DecoderDims dims{64, 50, 256, 1001};
+  const int B = 16, T = 9;
+  auto batch = [&](bool ragged, int step) {
+    TokenBatch b;
+    b.B = B, b.T = T;
+    b.features = test::random_vector(size_t(B) * dims.feature_dim, 100 + step);
+    b.tokens.assign(size_t(B) * (T + 1), 0);
+    for (int i = 0; i < B; ++i) {
+      const int len = ragged ? T - (i * 5 + step) % 6 : T;
+      for (int t = 0; t <= len; ++t) b.tokens[i * (T + 1) + t] = t == 0 ? 1 : 4 + (i * 7 + t * 3 + step) % 990;
+    }
+    return b;
+  };
+  auto run = [&](bool graphs, bool ragged, size_t* captures) {
+    Context ctx(Device::CUDA);
+    Decoder dec(ctx, dims);
+    dec.set_flat(decoder_init(dims, 4), dec.params());
+    dec.use_graphs(graphs);
+    std::vector<float> out;
+    for (int step = 0; step < 4; ++step) {
+      const LossSum s = dec.train_step(batch(ragged, step), 0.3f, 5, uint64_t(step));
+      const auto grads = dec.get_flat(dec.grads());
+      out.insert(out.end(), grads.begin(), grads.end());
+      out.push_back(float(s.sum));
+      out.push_back(float(s.count));
+    }
+    if (captures) *captures = dec.graphs()->captures();
+    return out;
+  };
+  size_t captures = 0;
+  EXPECT_EQ(run(true, false, &captures), run(false, false, nullptr));
+  EXPECT_EQ(captures, 1u);
+  EXPECT_TRUE(all_close(run(true, true, &captures), run(false, true, nullptr), 1e-5f, 1e-7f));
+  EXPECT_LE(captures, 4u);
 }
 
 }  // namespace

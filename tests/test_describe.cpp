@@ -179,8 +179,9 @@ TEST(Describe, BatchOverTheMemoryLimitIsSplit) {
   EXPECT_EQ(test::read_bytes(dir.path("o.jsonl")), whole.output);
 }
 
-// The encoder's CUDA options for FP32 (layout, timed algorithm choice) change how, not what: the
-// same captions as the defaults; --bf16 runs. The CPU accepts and ignores them all.
+// The CUDA options for FP32 (the encoder's layout and timed algorithm choice, the decoder's CUDA
+// graphs) change how, not what: the same captions as the defaults; --bf16 runs. The CPU accepts
+// and ignores them all.
 TEST(Describe, ConvOptionsKeepCaptions) {
   if (!have_images()) GTEST_SKIP() << "no image support in this build";
   for (const std::string device : {"cpu", "cuda"}) {
@@ -188,8 +189,8 @@ TEST(Describe, ConvOptionsKeepCaptions) {
     const std::string base = "describe " + kExamples + " --device " + device + " --batch 4";
     auto plain = run_cli(base + " 2>/dev/null");
     ASSERT_EQ(plain.status, 0) << plain.output;
-    auto other = run_cli(base + " --conv-layout nchw --conv-search timed" + (device == "cpu" ? " --bf16" : "") +
-                         " 2>/dev/null");
+    auto other = run_cli(base + " --conv-layout nchw --conv-search timed --cuda-graphs" +
+                         (device == "cpu" ? " --bf16" : "") + " 2>/dev/null");
     ASSERT_EQ(other.status, 0) << other.output;
     EXPECT_EQ(other.output, plain.output) << device;
     if (device == "cuda") {  // bfloat16 features may change a word: the same images, in order

@@ -87,6 +87,22 @@ TEST(Dropout, OffsetShiftsTheStream) {
   EXPECT_NE(other, whole);
 }
 
+TEST(Dropout, OffsetFromMemoryReplacesTheArgument) {
+  Context ctx(Device::CPU);
+  const size_t n = 1001;
+  auto x = random_vector(n, 9);
+  const uint64_t offset = (uint64_t(5) << 32) + 3;
+  std::vector<float> want(n), got(n, 7.f), dwant(n), dgot(n, 7.f);
+  cpu::dropout_forward(x.data(), want.data(), n, 0.4f, 11, offset);
+  cpu::dropout_backward(x.data(), dwant.data(), n, 0.4f, 11, offset);
+  PoolBuffer<uint64_t> word(ctx.pool(), 1);
+  ctx.upload(word.data(), &offset, sizeof(offset));
+  dropout_forward(ctx.exec(), x.data(), got.data(), n, 0.4f, 11, 0, word.data());
+  dropout_backward(ctx.exec(), x.data(), dgot.data(), n, 0.4f, 11, 0, word.data());
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(dgot, dwant);
+}
+
 TEST(Dropout, InPlaceMatchesOutOfPlace) {
   auto x = random_vector(513, 5);
   std::vector<float> y(x.size()), z = x;
@@ -172,6 +188,18 @@ TEST(Dropout, CudaMatchesCpuBitwise) {
     dropout_forward(gpu.exec(), dX.data(), dX.data(), n, p, seed, offset);  // in place
     auto gin = test::to_host(gpu, dX);
     EXPECT_EQ(0, std::memcmp(gin.data(), y.data(), n * sizeof(float))) << "p = " << p;
+  }
+  // The offset read from a word in device memory (captured graphs) instead of the argument.
+  {
+    std::vector<float> y(n);
+    cpu::dropout_forward(x.data(), y.data(), n, 0.3f, seed, offset);
+    auto dX = test::to_device(gpu, x), dY = test::to_device(gpu, std::vector<float>(n));
+    PoolBuffer<uint64_t> word(gpu.pool(), 1, gpu.exec().stream);
+    gpu.upload(word.data(), &offset, sizeof(offset));
+    dropout_forward(gpu.exec(), dX.data(), dY.data(), n, 0.3f, seed, offset + 1, word.data());
+    EXPECT_EQ(0, std::memcmp(test::to_host(gpu, dY).data(), y.data(), n * sizeof(float)));
+    dropout_backward(gpu.exec(), dX.data(), dY.data(), n, 0.3f, seed, 0, word.data());
+    EXPECT_EQ(0, std::memcmp(test::to_host(gpu, dY).data(), y.data(), n * sizeof(float)));
   }
   // A single element and an odd tail at a nonzero offset.
   for (size_t m : {size_t(1), size_t(33)}) {

@@ -121,6 +121,34 @@ TEST(MemoryPool, ReleaseUnusedReturnsEmptyChunks) {
   pool.deallocate(keep);
 }
 
+// A graph arena's chunks serve only the stream redirected to it, survive release_unused (a
+// captured graph still uses their addresses) and go back at close_arena.
+TEST(MemoryPool, GraphArenaKeepsItsChunksUntilClosed) {
+  MemoryPool pool(Device::CPU, std::make_unique<CountingAllocator>(1 << 30), 0, 1 << 20);
+  auto s1 = reinterpret_cast<Stream>(uintptr_t(1));
+  int graphs = 0;  // its address names the arena
+  void* before = pool.allocate(100, s1);
+  pool.redirect(s1, &graphs);
+  void* scratch = pool.allocate(4 << 20, s1);
+  EXPECT_EQ(pool.stats().backing_allocs, 2u);  // not carved from the stream's own chunk
+  pool.deallocate(scratch);
+  pool.redirect(s1, nullptr);
+  void* after = pool.allocate(4 << 20, s1);  // the stream's own arena again: a chunk of its own
+  EXPECT_EQ(pool.stats().backing_allocs, 3u);
+  pool.deallocate(after);
+  pool.release_unused();
+  EXPECT_EQ(pool.stats().backing_frees, 1u);  // the stream's free 4 MiB chunk, not the graph's
+  pool.redirect(s1, &graphs);
+  pool.deallocate(pool.allocate(4 << 20, s1));  // the graph arena's chunk again
+  EXPECT_EQ(pool.stats().backing_allocs, 3u);
+  pool.close_arena(&graphs);
+  EXPECT_EQ(pool.stats().backing_frees, 2u);
+  void* plain = pool.allocate(100, s1);  // closing ended the redirect
+  EXPECT_EQ(pool.stats().backing_allocs, 3u);  // from the stream's first chunk
+  pool.deallocate(plain);
+  pool.deallocate(before);
+}
+
 TEST(MemoryPool, ForeignPointerIsRejected) {
   MemoryPool pool(Device::CPU);
   int x = 0;

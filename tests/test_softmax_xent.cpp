@@ -114,6 +114,21 @@ TEST(SoftmaxXent, InPlaceBackwardEqualsOutOfPlace) {
   EXPECT_EQ(inplace, out);
 }
 
+TEST(SoftmaxXent, ScaleFromMemoryReplacesTheArgument) {
+  Context ctx(Device::CPU);
+  const int N = 5, V = 41;
+  auto logits = random_vector(N * V, 9, -5.f, 5.f);
+  auto targets = random_targets(N, V, 10, {3});
+  std::vector<float> loss(N), lse(N), want(N * V), got(N * V);
+  cpu::softmax_xent_forward(logits.data(), targets.data(), N, V, loss.data(), lse.data());
+  cpu::softmax_xent_backward(logits.data(), targets.data(), lse.data(), N, V, 0.25f, want.data());
+  PoolBuffer<float> word(ctx.pool(), 1);
+  const float scale = 0.25f;
+  ctx.upload(word.data(), &scale, sizeof(scale));
+  softmax_xent_backward(ctx.exec(), logits.data(), targets.data(), lse.data(), N, V, 9.f, got.data(), word.data());
+  EXPECT_EQ(got, want);
+}
+
 // CUDA vs CPU for forward, logsumexp_rows, and backward out of place (dlogits at an offset of
 // one float from logits' alignment, the scalar path), and in place (the float4 path).
 void check_cuda_matches_cpu(int N, int V, const std::vector<int32_t>& targets, uint32_t seed) {
@@ -141,6 +156,16 @@ void check_cuda_matches_cpu(int N, int V, const std::vector<int32_t>& targets, u
   softmax_xent_backward(gpu.exec(), d_logits.data(), d_targets.data(), d_cpu_lse.data(), N, V, scale,
                         d_out.data() + 1);
   std::vector<float> out(size_t(N) * V + 1);
+  gpu.download(out.data(), d_out.data(), out.size() * sizeof(float));
+  out.erase(out.begin());
+  EXPECT_TRUE(all_close(out, dlogits, 1e-5f, 1e-8f));
+
+  // The scale read from device memory (captured graphs) instead of the argument.
+  PoolBuffer<float> d_scale(gpu.pool(), 1, gpu.exec().stream);
+  gpu.upload(d_scale.data(), &scale, sizeof(scale));
+  softmax_xent_backward(gpu.exec(), d_logits.data(), d_targets.data(), d_cpu_lse.data(), N, V, 5.f,
+                        d_out.data() + 1, d_scale.data());
+  out.resize(size_t(N) * V + 1);
   gpu.download(out.data(), d_out.data(), out.size() * sizeof(float));
   out.erase(out.begin());
   EXPECT_TRUE(all_close(out, dlogits, 1e-5f, 1e-8f));

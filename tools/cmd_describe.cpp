@@ -169,6 +169,7 @@ Command add_describe(CLI::App& app) {
                 "continue a job that stopped: keep the captions in OUTPUT.partial, caption the rest");
   add_image_run_options(sub, a->run);
   add_device_options(sub, a->device);
+  add_graph_option(sub, a->device);
   return {sub, [a, no_unk] {
             a->decode.allow_unk = !*no_unk;
             if (a->decode.beam < 1 || a->decode.batch < 1) throw std::invalid_argument("--beam and --batch must be >= 1");
@@ -180,6 +181,7 @@ Command add_describe(CLI::App& app) {
               throw std::invalid_argument("--resume needs --output and no --html (a gallery is not resumable)");
             const Shard shard = parse_shard(a->shard);
             auto model = load_model(a->model, a->device.parse(), a->device.memory_limit_bytes());
+            model.decoder->use_graphs(a->device.cuda_graphs);
             a->decode.max_len = model.files.config.decoder.max_len;
             // A redrawn bar would tangle with captions printed to the same terminal.
             Progress progress(Progress::stderr_is_terminal() && !a->output.empty());

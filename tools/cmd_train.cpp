@@ -76,10 +76,12 @@ Command add_train(CLI::App& app) {
   sub->add_option("--min-count", opt->min_count, "minimum word count for the vocabulary")->capture_default_str();
   sub->add_option("--max-len", opt->max_len, "maximum caption length in tokens, <start> and <end> included")->capture_default_str();
   add_device_options(sub, *device);
+  add_graph_option(sub, *device);
   sub->add_flag("--resume", opt->resume, "continue from the checkpoint in --out");
   return {sub, [opt, device] {
             opt->device = device->parse();
             opt->memory_limit = device->memory_limit_bytes();
+            opt->cuda_graphs = device->cuda_graphs;
             CliObserver obs(opt->out);
             train(*opt, obs);
             return 0;

@@ -10,4 +10,10 @@ void add_device_options(CLI::App* sub, DeviceOptions& opt) {
       ->check(CLI::Range(size_t(0), size_t(1) << 40));
 }
 
+void add_graph_option(CLI::App* sub, DeviceOptions& opt) {
+  sub->add_flag("--cuda-graphs", opt.cuda_graphs,
+                "on CUDA, run each decoder step (training or decoding) as one CUDA graph launch, captured once "
+                "per shape (no effect on the CPU)");
+}
+
 }  // namespace caption::cli
