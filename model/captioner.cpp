@@ -46,9 +46,10 @@ void decode_group(Decoder& dec, const float* features, int n, const DecodeOption
     int32_t token;
   };
   std::vector<Cand> cands;
+  // The rows take their parents' state at the start of the next step (no move before the first).
   for (int t = 0; t < opt.max_len - 1 && std::count(done.begin(), done.end(), 0) > 0; ++t) {
-    dec.step(state, tokens.data());
-    dec.top_tokens(state, C, Vocabulary::kEnd, banned, top_tok, top_lp);
+    dec.search_step(state, t > 0 && K > 1 ? parent.data() : nullptr, tokens.data(), C, Vocabulary::kEnd, banned,
+                    top_tok, top_lp);
     std::vector<Hypothesis> next(rows);
     for (int img = 0; img < n; ++img) {
       for (int k = 0; k < K; ++k) parent[img * K + k] = img * K + k, next[img * K + k].logp = kDead;
@@ -96,7 +97,6 @@ void decode_group(Decoder& dec, const float* features, int n, const DecodeOption
       if (best_alive == kDead) done[img] = 1;
     }
     alive.swap(next);
-    if (K > 1) dec.reorder(state, parent.data());
   }
   for (int img = 0; img < n; ++img) {
     auto& pool = finished[img];

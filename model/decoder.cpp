@@ -11,6 +11,7 @@
 #include "kernels/embedding.h"
 #include "kernels/lstm.h"
 #include "kernels/softmax_xent.h"
+#include "runtime/host_buffer.h"
 #include "runtime/error.h"
 
 namespace caption {
@@ -20,7 +21,7 @@ namespace {
 enum Param { kImgW, kImgB, kEmbed, kWih, kWhh, kBih, kBhh, kFcW, kFcB, kOutW, kOutB };
 
 // First element of a graph key: which op sequence it is.
-enum GraphKind : int64_t { kDecodeStepGraph, kTrainStepGraph };
+enum GraphKind : int64_t { kDecodeStepGraph, kSearchStepGraph, kTrainStepGraph };
 
 // Counter offsets for the two dropout sites: disjoint Philox streams per step and site.
 uint64_t dropout_offset(uint64_t step, int site) { return (step * 2 + site) << 32; }
@@ -75,7 +76,8 @@ struct Decoder::Workspace {
   // inference
   int iB = 0;
   PoolBuffer<float> ia, ih, ic, ih2, ix, igates, im, iz, ilogits, ilse, itop_logp;
-  PoolBuffer<int32_t> itokens, itop_tokens;  // itop_*: [B,k] of top_tokens, grown on demand
+  PoolBuffer<int32_t> itokens, itop_tokens;  // itokens: [tokens B | parents B]; itop_*: [B,k], grown on demand
+  HostBuffer io;  // search_step's transfers (pinned on CUDA), grown on demand
 };
 
 Decoder::Decoder(Context& ctx, const DecoderDims& dims)
@@ -296,7 +298,7 @@ Decoder::StepState Decoder::begin_inference(const float* features, int B) {
     w.igates = PoolBuffer<float>(pool, B * 4 * H, st);
     w.ilogits = PoolBuffer<float>(pool, B * V, st);
     w.ilse = PoolBuffer<float>(pool, B, st);
-    w.itokens = PoolBuffer<int32_t>(pool, B, st);
+    w.itokens = PoolBuffer<int32_t>(pool, 2 * size_t(B), st);
     w.iB = B;
   }
   ctx_.upload(w.ix.data(), features, B * D * sizeof(float));
@@ -307,24 +309,50 @@ Decoder::StepState Decoder::begin_inference(const float* features, int B) {
   return StepState{B, w.ia.data(), w.ih.data(), w.ic.data(), w.ilogits.data(), w.ilse.data()};
 }
 
-void Decoder::step(StepState& s, const int32_t* tokens) {
+void Decoder::step_ops(const StepState& s) {
   const Exec ex = ctx_.exec();
   Workspace& w = *ws_;
   const int E = dims_.embed_dim, H = dims_.hidden_dim, V = dims_.vocab_size, B = s.B;
-  ctx_.upload(w.itokens.data(), tokens, B * sizeof(int32_t));
-  auto ops = [&] {
-    embedding_forward(ex, at(kEmbed), w.itokens.data(), B, E, w.ix.data());
-    lstm_step(ex, B, E, H, w.ix.data(), {at(kWih), at(kWhh), at(kBih), at(kBhh)}, s.h, s.c, w.igates.data());
-    broadcast_add(ex, s.h, s.a, w.im.data(), B, 1, H);
-    dense_forward(ex, w.im.data(), at(kFcW), at(kFcB), w.iz.data(), B, H, H, Activation::ReLU);
-    dense_forward(ex, w.iz.data(), at(kOutW), at(kOutB), s.logits, B, V, H, Activation::None);
-    logsumexp_rows(ex, s.logits, B, V, s.lse);
-  };
-  if (!graphs_) return ops();
-  // The workspace buffers are fixed for a batch size (begin_inference clears the graphs when it
-  // replaces them); the state's may be the caller's.
+  embedding_forward(ex, at(kEmbed), w.itokens.data(), B, E, w.ix.data());
+  lstm_step(ex, B, E, H, w.ix.data(), {at(kWih), at(kWhh), at(kBih), at(kBhh)}, s.h, s.c, w.igates.data());
+  broadcast_add(ex, s.h, s.a, w.im.data(), B, 1, H);
+  dense_forward(ex, w.im.data(), at(kFcW), at(kFcB), w.iz.data(), B, H, H, Activation::ReLU);
+  dense_forward(ex, w.iz.data(), at(kOutW), at(kOutB), s.logits, B, V, H, Activation::None);
+  logsumexp_rows(ex, s.logits, B, V, s.lse);
+}
+
+void Decoder::gather_state(const StepState& s) {
+  // A row gather is an embedding lookup with the state as the table.
+  Workspace& w = *ws_;
+  const int H = dims_.hidden_dim;
+  for (float* state : {s.h, s.c}) {
+    embedding_forward(ctx_.exec(), state, w.itokens.data() + s.B, s.B, H, w.ih2.data());
+    ctx_.copy(state, w.ih2.data(), size_t(s.B) * H * sizeof(float));
+  }
+}
+
+void Decoder::ensure_top_buffers(size_t n) {
+  Workspace& w = *ws_;
+  if (n <= w.itop_tokens.size()) return;
+  if (graphs_) graphs_->clear();  // they use the buffers being replaced
+  w.itop_tokens = PoolBuffer<int32_t>(ctx_.pool(), n, ctx_.exec().stream);
+  w.itop_logp = PoolBuffer<float>(ctx_.pool(), n, ctx_.exec().stream);
+}
+
+// The graph key of an inference op sequence: the workspace buffers are fixed for a batch size
+// (begin_inference and ensure_top_buffers clear the graphs when they replace them), the state's
+// may be the caller's.
+GraphCache::Key Decoder::inference_key(int64_t kind, const StepState& s, std::initializer_list<int64_t> more) {
   auto addr = [](const void* p) { return int64_t(reinterpret_cast<intptr_t>(p)); };
-  graphs_->run({kDecodeStepGraph, B, addr(s.a), addr(s.h), addr(s.c), addr(s.logits), addr(s.lse)}, ops);
+  GraphCache::Key key{kind, s.B, addr(s.a), addr(s.h), addr(s.c), addr(s.logits), addr(s.lse)};
+  key.insert(key.end(), more);
+  return key;
+}
+
+void Decoder::step(StepState& s, const int32_t* tokens) {
+  ctx_.upload(ws_->itokens.data(), tokens, s.B * sizeof(int32_t));
+  if (!graphs_) return step_ops(s);
+  graphs_->run(inference_key(kDecodeStepGraph, s, {}), [&] { step_ops(s); });
 }
 
 void Decoder::logprobs(const StepState& s, std::vector<float>& out) {
@@ -341,10 +369,7 @@ void Decoder::top_tokens(const StepState& s, int k, int32_t first_allowed, int32
                          std::vector<int32_t>& tokens, std::vector<float>& logp) {
   Workspace& w = *ws_;
   const size_t n = size_t(s.B) * std::max(k, 0);
-  if (n > w.itop_tokens.size()) {
-    w.itop_tokens = PoolBuffer<int32_t>(ctx_.pool(), n, ctx_.exec().stream);
-    w.itop_logp = PoolBuffer<float>(ctx_.pool(), n, ctx_.exec().stream);
-  }
+  ensure_top_buffers(n);
   beam_topk(ctx_.exec(), s.logits, s.lse, s.B, dims_.vocab_size, k, first_allowed, banned, w.itop_tokens.data(),
             w.itop_logp.data());
   tokens.resize(n);
@@ -354,14 +379,43 @@ void Decoder::top_tokens(const StepState& s, int k, int32_t first_allowed, int32
 }
 
 void Decoder::reorder(StepState& s, const int32_t* parent) {
-  // A row gather is an embedding lookup with the state as the table.
+  ctx_.upload(ws_->itokens.data() + s.B, parent, s.B * sizeof(int32_t));
+  gather_state(s);
+}
+
+void Decoder::search_step(StepState& s, const int32_t* parent, const int32_t* tokens, int k, int32_t first_allowed,
+                          int32_t banned, std::vector<int32_t>& top_tokens, std::vector<float>& top_logp) {
   Workspace& w = *ws_;
-  const int H = dims_.hidden_dim;
-  ctx_.upload(w.itokens.data(), parent, s.B * sizeof(int32_t));
-  for (float* state : {s.h, s.c}) {
-    embedding_forward(ctx_.exec(), state, w.itokens.data(), s.B, H, w.ih2.data());
-    ctx_.copy(state, w.ih2.data(), size_t(s.B) * H * sizeof(float));
+  const int B = s.B;
+  const size_t n = size_t(B) * std::max(k, 0);
+  ensure_top_buffers(n);
+  // Pinned: [tokens B | parents B] up, [tokens n | log-probabilities n] down.
+  const size_t io_bytes = (2 * size_t(B) + 2 * n) * sizeof(int32_t);
+  if (w.io.size() < io_bytes) {
+    if (graphs_) graphs_->clear();  // they copy from and to the buffer being replaced
+    w.io = HostBuffer(ctx_.device(), io_bytes);
   }
+  int32_t* up = w.io.data<int32_t>();
+  int32_t* down_tokens = up + 2 * B;
+  float* down_logp = reinterpret_cast<float*>(down_tokens + n);
+  std::copy(tokens, tokens + B, up);
+  if (parent) std::copy(parent, parent + B, up + B);
+  auto ops = [&] {
+    ctx_.upload(w.itokens.data(), up, (parent ? 2 : 1) * size_t(B) * sizeof(int32_t));
+    if (parent) gather_state(s);
+    step_ops(s);
+    beam_topk(ctx_.exec(), s.logits, s.lse, B, dims_.vocab_size, k, first_allowed, banned, w.itop_tokens.data(),
+              w.itop_logp.data());
+    ctx_.download_async(down_tokens, w.itop_tokens.data(), n * sizeof(int32_t));
+    ctx_.download_async(down_logp, w.itop_logp.data(), n * sizeof(float));
+  };
+  if (graphs_)
+    graphs_->run(inference_key(kSearchStepGraph, s, {k, first_allowed, banned, parent != nullptr}), ops);
+  else
+    ops();
+  ctx_.synchronize();
+  top_tokens.assign(down_tokens, down_tokens + n);
+  top_logp.assign(down_logp, down_logp + n);
 }
 
 }  // namespace caption

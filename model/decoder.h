@@ -6,6 +6,7 @@
 // (llm.c style), and so do their gradients and Adam's moments: one fused optimizer launch
 // updates everything. Activations come from a workspace sized once for the largest batch.
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <string>
@@ -110,6 +111,12 @@ class Decoder {
                   std::vector<float>& logp);
   // Reorders the B rows of the state: row i takes old row parent[i] (beam search).
   void reorder(StepState& s, const int32_t* parent);
+  // One step of a search, as generate() runs it: reorder by `parent` (null: rows stay), step
+  // with `tokens`, then top_tokens. The same results as those calls, with one wait for the
+  // device instead of four: the inputs go up and the picks come down through pinned memory,
+  // and with use_graphs the whole step is one graph launch.
+  void search_step(StepState& s, const int32_t* parent, const int32_t* tokens, int k, int32_t first_allowed,
+                   int32_t banned, std::vector<int32_t>& top_tokens, std::vector<float>& top_logp);
 
  private:
   struct Workspace;
@@ -127,6 +134,12 @@ class Decoder {
   void forward(int B, int T, int rows, float dropout, uint64_t seed);
   LossSum sum_loss(BatchRows rows);  // downloads the per-row losses
   void backward(int B, int T, int rows, float dropout, uint64_t seed);
+  // Inference pieces: the step's ops (tokens from the workspace), the state's row gather
+  // (parents from the workspace), the top-k buffers, and the graph key of an inference sequence.
+  void step_ops(const StepState& s);
+  void gather_state(const StepState& s);
+  void ensure_top_buffers(size_t n);
+  static GraphCache::Key inference_key(int64_t kind, const StepState& s, std::initializer_list<int64_t> more);
   // Parameter k (a ParamSpec index) and its gradient, inside the flat buffers.
   const float* at(int k) const { return params_.data() + specs_[k].offset; }
   float* grad(int k) const { return grads_.data() + specs_[k].offset; }

@@ -264,6 +264,40 @@ TEST(Decoder, CudaGraphDecodeStepsMatchPlainLaunches) {
   EXPECT_EQ(captures, 2u);
 }
 
+// search_step (generate()'s step: reorder, step, top_tokens with one wait) gives what its parts
+// give, on the CPU, and on CUDA also as graphs (one without parents for the first step, one with).
+void check_search_step_matches_its_parts(Device device, bool graphs) {
+  const DecoderDims dims{64, 50, 256, 1001};
+  Context ctx(device);
+  Decoder parts(ctx, dims), whole(ctx, dims);
+  for (Decoder* d : {&parts, &whole}) d->set_flat(decoder_init(dims, 6), d->params());
+  whole.use_graphs(graphs);
+  const int B = 6, k = 4;
+  const auto features = test::random_vector(size_t(B) * dims.feature_dim, 7);
+  auto sp = parts.begin_inference(features.data(), B), sw = whole.begin_inference(features.data(), B);
+  std::vector<int32_t> want_tokens, got_tokens;
+  std::vector<float> want_logp, got_logp;
+  for (int t = 0; t < 5; ++t) {
+    std::vector<int32_t> tokens(B), parent(B);
+    for (int b = 0; b < B; ++b) tokens[b] = 1 + (b * 13 + t * 7) % 1000, parent[b] = (b * 5 + t) % B;
+    if (t > 0) parts.reorder(sp, parent.data());
+    parts.step(sp, tokens.data());
+    parts.top_tokens(sp, k, 3, 5, want_tokens, want_logp);
+    whole.search_step(sw, t > 0 ? parent.data() : nullptr, tokens.data(), k, 3, 5, got_tokens, got_logp);
+    EXPECT_EQ(got_tokens, want_tokens) << "step " << t;
+    EXPECT_EQ(got_logp, want_logp) << "step " << t;
+  }
+  if (graphs) EXPECT_EQ(whole.graphs()->captures(), 2u);
+}
+
+TEST(Decoder, SearchStepMatchesItsParts) { check_search_step_matches_its_parts(Device::CPU, false); }
+
+TEST(Decoder, CudaSearchStepMatchesItsParts) {
+  REQUIRE_CUDA();
+  check_search_step_matches_its_parts(Device::CUDA, false);
+  check_search_step_matches_its_parts(Device::CUDA, true);
+}
+
 // A training step's graph takes each step's dropout offsets and loss scale from memory. With
 // every caption full length there are no padding rows and the steps match plain launches bit
 // for bit; with ragged captions the output rows are padded up to a multiple of B, which can
