@@ -240,18 +240,27 @@ void register_batch_ops(Device d, int B) {
     time_loop(st, ctx, [&](const Exec& ex) { dropout_forward(ex, x.data(), y.data(), n, kDropout, 7, ++step << 32); });
     set_bytes(st, 2.0 * n * f);
   });
-  // Inference: one decoding step of B beams or captions.
-  add("lstm_step", d, shape, [=](benchmark::State& st, Context& ctx) {
-    auto x = random_floats(ctx, size_t(B) * kE, 1), w_ih = random_floats(ctx, 4 * kH * kE, 2, -0.06f, 0.06f),
-         w_hh = random_floats(ctx, 4 * kH * kH, 3, -0.06f, 0.06f), b_ih = random_floats(ctx, 4 * kH, 4, -0.06f, 0.06f),
-         b_hh = random_floats(ctx, 4 * kH, 5, -0.06f, 0.06f), h = random_floats(ctx, size_t(B) * kH, 6),
-         c = random_floats(ctx, size_t(B) * kH, 7), gates = random_floats(ctx, size_t(B) * 4 * kH, 8);
-    time_loop(st, ctx, [&](const Exec& ex) {
-      lstm_step(ex, B, kE, kH, x.data(), {w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data()}, h.data(), c.data(),
-                gates.data());
-    });
-    set_flops(st, 2.0 * B * 4 * kH * (kE + kH));
-  });
+  // Inference: one decoding step of B beams or captions (on CUDA the fused kernel up to
+  // cuda::kLstmFusedStepMaxRows rows), and on CUDA the cuBLAS route at every B beside it.
+  using StepFn = void (*)(const Exec&, int, int, int, const float*, const LstmWeights&, float*, float*, float*);
+  auto step_bench = [=](StepFn step) {
+    return [=](benchmark::State& st, Context& ctx) {
+      auto x = random_floats(ctx, size_t(B) * kE, 1), w_ih = random_floats(ctx, 4 * kH * kE, 2, -0.06f, 0.06f),
+           w_hh = random_floats(ctx, 4 * kH * kH, 3, -0.06f, 0.06f),
+           b_ih = random_floats(ctx, 4 * kH, 4, -0.06f, 0.06f), b_hh = random_floats(ctx, 4 * kH, 5, -0.06f, 0.06f),
+           h = random_floats(ctx, size_t(B) * kH, 6), c = random_floats(ctx, size_t(B) * kH, 7),
+           gates = random_floats(ctx, size_t(B) * 4 * kH, 8);
+      time_loop(st, ctx, [&](const Exec& ex) {
+        step(ex, B, kE, kH, x.data(), {w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data()}, h.data(), c.data(),
+             gates.data());
+      });
+      set_flops(st, 2.0 * B * 4 * kH * (kE + kH));
+    };
+  };
+  add("lstm_step", d, shape, step_bench(lstm_step));
+#if CAPTION_HAS_CUDA
+  if (d == Device::CUDA) add("lstm_step_gemm", d, shape, step_bench(cuda::lstm_step_gemm));
+#endif
 }
 
 void register_param_ops(Device d, size_t n) {

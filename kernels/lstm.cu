@@ -1,3 +1,6 @@
+#include <algorithm>
+#include <stdexcept>
+
 #include "kernels/gemm.h"
 #include "kernels/lstm.h"
 #include "runtime/cuda_check.h"
@@ -142,8 +145,8 @@ void lstm_backward(const Exec& ex, const LstmShape& s, const float* x, const Lst
 }
 
 // Three launches per step: two GEMMs (cuBLAS picks GEMV-like kernels for small B) and the cell.
-void lstm_step(const Exec& ex, int B, int I, int H, const float* x, const LstmWeights& w, float* h, float* c,
-               float* gates) {
+void lstm_step_gemm(const Exec& ex, int B, int I, int H, const float* x, const LstmWeights& w, float* h, float* c,
+                    float* gates) {
   const int G = 4 * H;
   if (B == 0 || H == 0) return;
   gemm(ex.blas, Trans::N, Trans::T, B, G, I, 1.f, x, I, w.w_ih, I, 0.f, gates, G);
@@ -151,6 +154,112 @@ void lstm_step(const Exec& ex, int B, int I, int H, const float* x, const LstmWe
   cell_forward_kernel<<<cell_grid(B, H), kCellThreads, 0, ex.stream>>>(H, w.b_ih, w.b_hh, gates, G, c, c, h,
                                                                        H);
   CUDA_CHECK_LAUNCH();
+}
+
+namespace {
+
+// The fused step: a block owns kFusedUnits hidden units (their 4 gate rows each: 32 rows, 4 per
+// warp) for kFusedRows batch rows, whose x and h it stages in shared memory. A warp computes a
+// gate row's two products for all the block's batch rows at once, lanes striding over the
+// weight row (coalesced) and combining by shuffles in a fixed order; then one thread per
+// (unit, row) applies the nonlinearities and updates c. h is written by a second kernel, once
+// every block has read the old one.
+constexpr int kFusedUnits = 8;
+constexpr int kFusedRows = 8;
+constexpr int kFusedThreads = 256;  // 8 warps x 4 gate rows = 4 * kFusedUnits
+static_assert(kFusedThreads / 32 * 4 == 4 * kFusedUnits, "each warp takes four gate rows");
+static_assert(kFusedUnits * kFusedRows <= kFusedThreads, "one thread per (unit, row) for the cell");
+
+size_t fused_smem_bytes(int I, int H) {
+  return sizeof(float) * (size_t(kFusedRows) * (I + H) + size_t(4) * kFusedUnits * kFusedRows);
+}
+
+__global__ void fused_step_kernel(int B, int I, int H, const float* __restrict__ x, const float* __restrict__ w_ih,
+                                  const float* __restrict__ w_hh, const float* __restrict__ b_ih,
+                                  const float* __restrict__ b_hh, const float* __restrict__ h, float* c,
+                                  float* __restrict__ gates) {
+  extern __shared__ float smem[];
+  float* xs = smem;                    // [kFusedRows][I]
+  float* hs = xs + kFusedRows * I;     // [kFusedRows][H]
+  float* pre = hs + kFusedRows * H;    // [4 * kFusedUnits][kFusedRows]
+  const int j0 = blockIdx.x * kFusedUnits, b0 = blockIdx.y * kFusedRows;
+  const int rows = min(kFusedRows, B - b0);
+  for (int i = threadIdx.x; i < kFusedRows * I; i += blockDim.x)
+    xs[i] = i / I < rows ? x[size_t(b0) * I + i] : 0.f;
+  for (int i = threadIdx.x; i < kFusedRows * H; i += blockDim.x)
+    hs[i] = i / H < rows ? h[size_t(b0) * H + i] : 0.f;
+  __syncthreads();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int q = 0; q < 4; ++q) {
+    const int r = warp * 4 + q;  // gate r / kFusedUnits of unit j
+    const int j = j0 + r % kFusedUnits;
+    float acc[kFusedRows] = {};
+    if (j < H) {  // the same for the whole warp
+      const size_t row = size_t(r / kFusedUnits) * H + j;
+      for (int k = lane; k < I; k += 32) {
+        const float wv = w_ih[row * I + k];
+#pragma unroll
+        for (int b = 0; b < kFusedRows; ++b) acc[b] += wv * xs[b * I + k];
+      }
+      for (int k = lane; k < H; k += 32) {
+        const float wv = w_hh[row * H + k];
+#pragma unroll
+        for (int b = 0; b < kFusedRows; ++b) acc[b] += wv * hs[b * H + k];
+      }
+    }
+#pragma unroll
+    for (int b = 0; b < kFusedRows; ++b)
+      for (int o = 16; o > 0; o >>= 1) acc[b] += __shfl_xor_sync(0xffffffffu, acc[b], o);
+    if (lane == 0)
+#pragma unroll
+      for (int b = 0; b < kFusedRows; ++b) pre[r * kFusedRows + b] = acc[b];
+  }
+  __syncthreads();
+  if (threadIdx.x >= kFusedUnits * kFusedRows) return;
+  const int u = threadIdx.x % kFusedUnits, b = threadIdx.x / kFusedUnits, j = j0 + u;
+  if (j >= H || b >= rows) return;
+  auto preact = [&](int g) { return pre[(g * kFusedUnits + u) * kFusedRows + b] + b_ih[g * H + j] + b_hh[g * H + j]; };
+  const float gi = sigmoid(preact(0)), gf = sigmoid(preact(1)), gg = tanhf(preact(2)), go = sigmoid(preact(3));
+  float* g = gates + size_t(b0 + b) * 4 * H + j;
+  g[0] = gi;
+  g[H] = gf;
+  g[2 * H] = gg;
+  g[3 * H] = go;
+  const size_t s = size_t(b0 + b) * H + j;
+  c[s] = gf * c[s] + gi * gg;
+}
+
+// h = o * tanh(c), after the fused kernel.
+__global__ void step_output_kernel(int B, int H, const float* __restrict__ gates, const float* __restrict__ c,
+                                   float* __restrict__ h) {
+  const size_t n = size_t(B) * H;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
+    h[i] = gates[(i / H) * 4 * H + 3 * H + i % H] * tanhf(c[i]);
+}
+
+}  // namespace
+
+bool lstm_step_fusable(int B, int I, int H) {
+  return B <= kLstmFusedStepMaxRows && fused_smem_bytes(I, H) <= 48 * 1024;
+}
+
+void lstm_step_fused(const Exec& ex, int B, int I, int H, const float* x, const LstmWeights& w, float* h, float* c,
+                     float* gates) {
+  if (B == 0 || H == 0) return;
+  if (fused_smem_bytes(I, H) > 48 * 1024) throw std::invalid_argument("lstm_step_fused: input and hidden too wide");
+  const dim3 grid((H + kFusedUnits - 1) / kFusedUnits, (B + kFusedRows - 1) / kFusedRows);
+  fused_step_kernel<<<grid, kFusedThreads, fused_smem_bytes(I, H), ex.stream>>>(B, I, H, x, w.w_ih, w.w_hh, w.b_ih,
+                                                                               w.b_hh, h, c, gates);
+  CUDA_CHECK_LAUNCH();
+  const size_t n = size_t(B) * H;
+  step_output_kernel<<<int(std::min<size_t>((n + 255) / 256, 1024)), 256, 0, ex.stream>>>(B, H, gates, c, h);
+  CUDA_CHECK_LAUNCH();
+}
+
+void lstm_step(const Exec& ex, int B, int I, int H, const float* x, const LstmWeights& w, float* h, float* c,
+               float* gates) {
+  if (lstm_step_fusable(B, I, H)) lstm_step_fused(ex, B, I, H, x, w, h, c, gates);
+  else lstm_step_gemm(ex, B, I, H, x, w, h, c, gates);
 }
 
 }  // namespace caption::cuda

@@ -2,7 +2,8 @@
 // Single-layer LSTM over a whole batch-first sequence, PyTorch semantics (gate order i,f,g,o;
 // h0 = c0 = 0; both biases added). Forward: one GEMM projects the inputs of all timesteps,
 // then per step one recurrent GEMM and one fused kernel for the gate nonlinearities and the
-// cell update. Backward mirrors it in reverse.
+// cell update. Backward mirrors it in reverse. The inference step of small batches is one
+// kernel for everything but the final h (see cuda::lstm_step_fused).
 #include "runtime/exec.h"
 
 namespace caption {
@@ -51,8 +52,18 @@ void lstm_forward(const Exec& ex, const LstmShape& s, const float* x, const Lstm
                   const LstmActivations& act);
 void lstm_backward(const Exec& ex, const LstmShape& s, const float* x, const LstmWeights& w,
                    const LstmActivations& act, float* dh, float* dx, const LstmGrads& g);
+// Two implementations of the step; lstm_step picks fused where lstm_step_fusable says so.
+// gemm: two cuBLAS products into gates, then the cell kernel. fused: one kernel for both
+// products and the cell, then one for h; for the small batches of decoding, where cuBLAS's
+// products are mostly launch cost (bench_kernels' lstm_step and lstm_step_gemm rows).
+constexpr int kLstmFusedStepMaxRows = 128;
+bool lstm_step_fusable(int B, int I, int H);
 void lstm_step(const Exec& ex, int B, int I, int H, const float* x, const LstmWeights& w, float* h,
                float* c, float* gates);
+void lstm_step_gemm(const Exec& ex, int B, int I, int H, const float* x, const LstmWeights& w, float* h,
+                    float* c, float* gates);
+void lstm_step_fused(const Exec& ex, int B, int I, int H, const float* x, const LstmWeights& w, float* h,
+                     float* c, float* gates);
 }  // namespace cuda
 
 inline void lstm_forward(const Exec& ex, const LstmShape& s, const float* x, const LstmWeights& w,

@@ -293,45 +293,56 @@ TEST(LstmCuda, ForwardBackwardMatchCpu) {
   }
 }
 
-// Beam-search sizes: from B = 1 up; the CUDA step against the CPU step from a random state, and
-// repeated steps against the CPU sequence forward.
+#if CAPTION_HAS_CUDA
+using StepImpl = void (*)(const Exec&, int, int, int, const float*, const LstmWeights&, float*, float*, float*);
+
+// Beam-search sizes, from B = 1 (and hidden sizes that are no multiple of the fused kernel's 8
+// units): each CUDA step implementation, and lstm_step's pick between them, against the CPU step
+// from a random state, and repeated steps against the CPU sequence forward.
 TEST(LstmCuda, StepMatchesCpu) {
   REQUIRE_CUDA();
   Context gpu(Device::CUDA);
-  for (LstmShape s : {LstmShape{1, 3, 50, 37}, LstmShape{7, 3, 50, 37}, LstmShape{64, 3, 50, 256}}) {
-    SCOPED_TRACE(::testing::Message() << "B=" << s.B << " H=" << s.H);
+  const std::pair<const char*, StepImpl> impls[] = {
+      {"lstm_step", cuda::lstm_step}, {"gemm", cuda::lstm_step_gemm}, {"fused", cuda::lstm_step_fused}};
+  for (LstmShape s : {LstmShape{1, 3, 50, 37}, LstmShape{7, 3, 50, 37}, LstmShape{64, 3, 50, 256},
+                      LstmShape{13, 2, 3, 9}, LstmShape{130, 2, 50, 256}}) {
     Case k = make_case(s, 70);
     auto w_ih = test::to_device(gpu, k.w_ih), w_hh = test::to_device(gpu, k.w_hh),
          b_ih = test::to_device(gpu, k.b_ih), b_hh = test::to_device(gpu, k.b_hh);
     const LstmWeights w{w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data()};
     PoolBuffer<float> gates(gpu.pool(), size_t(s.B) * 4 * s.H, gpu.exec().stream);
+    for (auto [name, impl] : impls) {
+      SCOPED_TRACE(::testing::Message() << name << " B=" << s.B << " I=" << s.I << " H=" << s.H);
+      std::vector<float> x = random_vector(size_t(s.B) * s.I, 71), h = random_vector(size_t(s.B) * s.H, 72),
+                         c = random_vector(size_t(s.B) * s.H, 73, -2.f, 2.f), ref_gates(size_t(s.B) * 4 * s.H);
+      auto dx = test::to_device(gpu, x), dh = test::to_device(gpu, h), dc = test::to_device(gpu, c);
+      cpu::lstm_step(s.B, s.I, s.H, x.data(), k.weights(), h.data(), c.data(), ref_gates.data());
+      impl(gpu.exec(), s.B, s.I, s.H, dx.data(), w, dh.data(), dc.data(), gates.data());
+      EXPECT_TRUE(all_close(test::to_host(gpu, gates), ref_gates, 1e-4f, 1e-5f));
+      EXPECT_TRUE(all_close(test::to_host(gpu, dc), c, 1e-4f, 1e-5f));
+      EXPECT_TRUE(all_close(test::to_host(gpu, dh), h, 1e-4f, 1e-5f));
 
-    std::vector<float> x = random_vector(size_t(s.B) * s.I, 71), h = random_vector(size_t(s.B) * s.H, 72),
-                       c = random_vector(size_t(s.B) * s.H, 73, -2.f, 2.f), ref_gates(size_t(s.B) * 4 * s.H);
-    auto dx = test::to_device(gpu, x), dh = test::to_device(gpu, h), dc = test::to_device(gpu, c);
-    cpu::lstm_step(s.B, s.I, s.H, x.data(), k.weights(), h.data(), c.data(), ref_gates.data());
-    lstm_step(gpu.exec(), s.B, s.I, s.H, dx.data(), w, dh.data(), dc.data(), gates.data());
-    EXPECT_TRUE(all_close(test::to_host(gpu, gates), ref_gates, 1e-4f, 1e-5f));
-    EXPECT_TRUE(all_close(test::to_host(gpu, dc), c, 1e-4f, 1e-5f));
-    EXPECT_TRUE(all_close(test::to_host(gpu, dh), h, 1e-4f, 1e-5f));
-
-    PoolBuffer<float> xt(gpu.pool(), size_t(s.B) * s.I, gpu.exec().stream),
-        ht(gpu.pool(), size_t(s.B) * s.H, gpu.exec().stream),
-        ct(gpu.pool(), size_t(s.B) * s.H, gpu.exec().stream);
-    gpu.zero(ht.data(), sizeof(float) * ht.size());
-    gpu.zero(ct.data(), sizeof(float) * ct.size());
-    expect_steps_match_forward(k, cpu_forward(k), 1e-4f, 1e-5f,
-                               [&](const std::vector<float>& x_t, std::vector<float>& h_out,
-                                   std::vector<float>& c_out, std::vector<float>& g_out) {
-                                 gpu.upload(xt.data(), x_t.data(), sizeof(float) * x_t.size());
-                                 lstm_step(gpu.exec(), s.B, s.I, s.H, xt.data(), w, ht.data(), ct.data(),
-                                           gates.data());
-                                 gpu.download(h_out.data(), ht.data(), sizeof(float) * h_out.size());
-                                 gpu.download(c_out.data(), ct.data(), sizeof(float) * c_out.size());
-                                 gpu.download(g_out.data(), gates.data(), sizeof(float) * g_out.size());
-                               });
+      PoolBuffer<float> xt(gpu.pool(), size_t(s.B) * s.I, gpu.exec().stream),
+          ht(gpu.pool(), size_t(s.B) * s.H, gpu.exec().stream),
+          ct(gpu.pool(), size_t(s.B) * s.H, gpu.exec().stream);
+      gpu.zero(ht.data(), sizeof(float) * ht.size());
+      gpu.zero(ct.data(), sizeof(float) * ct.size());
+      expect_steps_match_forward(k, cpu_forward(k), 1e-4f, 1e-5f,
+                                 [&](const std::vector<float>& x_t, std::vector<float>& h_out,
+                                     std::vector<float>& c_out, std::vector<float>& g_out) {
+                                   gpu.upload(xt.data(), x_t.data(), sizeof(float) * x_t.size());
+                                   impl(gpu.exec(), s.B, s.I, s.H, xt.data(), w, ht.data(), ct.data(),
+                                        gates.data());
+                                   gpu.download(h_out.data(), ht.data(), sizeof(float) * h_out.size());
+                                   gpu.download(c_out.data(), ct.data(), sizeof(float) * c_out.size());
+                                   gpu.download(g_out.data(), gates.data(), sizeof(float) * g_out.size());
+                                 });
+    }
   }
+  EXPECT_TRUE(cuda::lstm_step_fusable(cuda::kLstmFusedStepMaxRows, 50, 256));
+  EXPECT_FALSE(cuda::lstm_step_fusable(cuda::kLstmFusedStepMaxRows + 1, 50, 256));
 }
+#endif
 
 }  // namespace
 }  // namespace caption
