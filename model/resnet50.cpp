@@ -117,9 +117,26 @@ ResNet50::ResNet50(Context& ctx, const EncoderConfig& cfg, const std::map<std::s
       in = 4 * width;
     }
   if (ctx.device() == Device::CPU) pack_for_cpu(flat);
-  params_ = PoolBuffer<float>(ctx.pool(), flat.size(), ctx.exec().stream);
-  ctx.upload(params_.data(), flat.data(), flat.size() * sizeof(float));
-  if (options_.bf16) {
+  auto upload_fp32 = [&](const std::vector<float>& host) {
+    params_ = PoolBuffer<float>(ctx.pool(), host.size(), ctx.exec().stream);
+    ctx.upload(params_.data(), host.data(), host.size() * sizeof(float));
+  };
+  if (!options_.bf16) {
+    upload_fp32(flat);
+  } else {
+    // The bfloat16 convolutions' FP32 epilogue reads the biases, and nothing else of the FP32
+    // tensors: they go up alone (not the FP32 weights: about 100 MB for the whole network).
+    std::vector<float> biases;
+    auto keep_bias = [&](Conv& c) {
+      c.b32 = biases.size();
+      biases.insert(biases.end(), flat.begin() + c.b, flat.begin() + c.b + c.K);
+    };
+    keep_bias(conv1_);
+    for (Block& b : blocks_) {
+      for (Conv* c : {&b.c1, &b.c2, &b.c3}) keep_bias(*c);
+      if (b.down) keep_bias(b.ds);
+    }
+    upload_fp32(biases);
     std::vector<uint16_t> narrow(flat.size());
     std::transform(flat.begin(), flat.end(), narrow.begin(), float_to_bfloat16);
     const Conv& c = conv1_;
@@ -220,7 +237,7 @@ void ResNet50::run_conv(const Conv& c, int N, int H, int W, const uint16_t* x, c
                         uint16_t* y, int* P, int* Q) {
   ConvShape s{N, H, W, c.C, c.K, c.R, c.S, c.stride, c.pad};
   const uint16_t* narrow = params_bf16_.data();
-  const ConvParamsBf16 p{narrow + c.w, params_.data() + c.b, narrow + c.b, residual, relu, options_.layout,
+  const ConvParamsBf16 p{narrow + c.w, params_.data() + c.b32, narrow + c.b, residual, relu, options_.layout,
                          options_.search};
   conv2d(ctx_.exec(), s, x, p, y);
   *P = s.P();

@@ -78,7 +78,8 @@ class ResNet50 {
  private:
   struct Conv {
     int C, K, R, S, stride, pad;
-    size_t w, b;  // offsets into the parameter buffer
+    size_t w, b;     // offsets into the parameter buffer (params_, or params_bf16_ with bf16)
+    size_t b32 = 0;  // with bf16: the bias's offset in params_, which then holds only biases
   };
   struct Block {
     Conv c1, c2, c3;
@@ -125,7 +126,7 @@ class ResNet50 {
   static constexpr int kBf16InputChannels = 8;
   Conv conv1_bf16_;
   std::vector<Block> blocks_;
-  PoolBuffer<float> params_;
+  PoolBuffer<float> params_;  // FP32 tensors; with bf16 only the biases (Conv::b32)
   PoolBuffer<uint16_t> params_bf16_;  // the same tensors at the same offsets, in bfloat16 (bf16 only)
   static constexpr int kCpuPiece = 16;  // images per network run on the CPU (submit)
   int capacity_ = 0;          // images the activation buffers hold

@@ -124,8 +124,13 @@ void check_random_v15(Device device) {
   cfg.image_size = g["image_size"];
   Context ctx(device);
   const auto weights = synthetic_resnet50();
+  size_t fp32_bytes = 0;
   for (const EncoderOptions& o : variants(device)) {
+    const size_t before = ctx.pool().stats().bytes_in_use;
     ResNet50 net(ctx, cfg, weights, "synthetic", o);
+    const size_t param_bytes = ctx.pool().stats().bytes_in_use - before;
+    if (!o.bf16) fp32_bytes = param_bytes;
+    else EXPECT_LT(param_bytes, fp32_bytes * 6 / 10) << "bfloat16 keeps no FP32 weights on the device";
     expect_golden_features(net, g, variant_name("random v1.5", device, o), o.bf16 ? kBf16RandomTolerance : kFp32Tolerance);
   }
 }
