@@ -99,6 +99,7 @@ void Decoder::release_workspace() {
 void Decoder::use_graphs(bool on) {
   if (!on || ctx_.device() != Device::CUDA) graphs_.reset();
   else if (!graphs_) graphs_ = std::make_unique<GraphCache>(ctx_);
+  pad_rows_ = graphs_ != nullptr;
 }
 
 void Decoder::set_flat(const std::vector<float>& host, float* dst) {
@@ -251,7 +252,7 @@ void Decoder::backward(int B, int T, int rows, float p, uint64_t seed) {
 LossSum Decoder::train_step(const TokenBatch& batch, float dropout, uint64_t seed, uint64_t step) {
   // A captured step is reused for every batch of its (B, T) whose output rows round up to the
   // same multiple of B (the rows of one timestep); the padding rows cost output-layer work.
-  const BatchRows rows = upload_batch(batch, true, graphs_ ? batch.B : 1);
+  const BatchRows rows = upload_batch(batch, true, pad_rows_ ? batch.B : 1);
   Workspace& w = *ws_;
   const uint64_t offsets[2] = {dropout_offset(step, 0), dropout_offset(step, 1)};
   const float scale = rows.real > 0 ? 1.f / float(rows.real) : 0.f;  // the mean over real targets

@@ -88,6 +88,10 @@ class Decoder {
   // summation order. No effect on the CPU.
   void use_graphs(bool on);
   const GraphCache* graphs() const { return graphs_.get(); }  // null unless in use
+  // Pads each training batch's output rows up to a multiple of its B with rows that add nothing,
+  // as use_graphs turns on (so that batches of one caption length share a graph); callable on
+  // any backend (tests).
+  void pad_output_rows(bool on) { pad_rows_ = on; }
 
   // Inference primitives (device pointers from inference_state()).
   struct StepState {
@@ -152,6 +156,7 @@ class Decoder {
   PoolBuffer<float> grads_;
   std::unique_ptr<Workspace> ws_;
   std::unique_ptr<GraphCache> graphs_;  // null: plain launches
+  bool pad_rows_ = false;
 };
 
 }  // namespace caption

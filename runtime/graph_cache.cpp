@@ -29,37 +29,52 @@ void GraphCache::run(const Key& key, const std::function<void()>& work) {
     return;
   }
 #if CAPTION_HAS_CUDA
-  const Stream s = ctx_.exec().stream;
   auto it = graphs_.find(key);
   if (it == graphs_.end()) {
-    // Relaxed: the pool may cudaMalloc a chunk for the graph's arena while capturing, and other
-    // threads (describe's encoder) go on with their own streams meanwhile.
-    CUDA_CHECK_THROW(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed));
-    ctx_.pool().redirect(s, this);
-    cudaGraph_t graph = nullptr;
+    if (graphs_.size() >= kMaxGraphs) clear();
+    CUgraphExec_st* exec = nullptr;
     try {
-      work();
-    } catch (...) {
-      ctx_.pool().redirect(s, nullptr);
-      if (cudaStreamEndCapture(s, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
-      cudaGetLastError();  // the failed capture's error is the one being thrown
-      throw;
+      exec = capture(work);
+    } catch (const OutOfMemory&) {
+      // The pool does not give back other arenas' free memory while capturing: give it back
+      // now and try once more.
+      ctx_.pool().release_unused();
+      exec = capture(work);
     }
-    ctx_.pool().redirect(s, nullptr);
-    CUDA_CHECK_THROW(cudaStreamEndCapture(s, &graph));
-    cudaGraphExec_t exec = nullptr;
-    const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
-    cudaGraphDestroy(graph);
-    CUDA_CHECK_THROW(err);
     it = graphs_.emplace(key, exec).first;
     ++captures_;
   }
-  CUDA_CHECK_THROW(cudaGraphLaunch(it->second, s));
+  CUDA_CHECK_THROW(cudaGraphLaunch(it->second, ctx_.exec().stream));
   ++launches_;
 #else
   (void)key;
   (void)work;
 #endif
 }
+
+#if CAPTION_HAS_CUDA
+CUgraphExec_st* GraphCache::capture(const std::function<void()>& work) {
+  const Stream s = ctx_.exec().stream;
+  // Relaxed: the pool may cudaMalloc a chunk for the graphs' arena while capturing.
+  CUDA_CHECK_THROW(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed));
+  cudaGraph_t graph = nullptr;
+  try {
+    ctx_.pool().redirect(s, this);
+    work();
+  } catch (...) {
+    ctx_.pool().redirect(s, nullptr);
+    if (cudaStreamEndCapture(s, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
+    cudaGetLastError();  // the failed capture's error is the one being thrown
+    throw;
+  }
+  ctx_.pool().redirect(s, nullptr);
+  CUDA_CHECK_THROW(cudaStreamEndCapture(s, &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  CUDA_CHECK_THROW(err);
+  return exec;
+}
+#endif
 
 }  // namespace caption

@@ -33,11 +33,16 @@ class GraphCache {
   void run(const Key& key, const std::function<void()>& work);
   // Drops every graph (their buffers are about to be freed or replaced) and their scratch.
   void clear();
+  // At most this many graphs are kept; a capture beyond it drops them all first. Training on
+  // Flickr8k-like captions meets about a hundred shapes (B, T, padded rows).
+  static constexpr size_t kMaxGraphs = 256;
 
   size_t captures() const { return captures_; }
   size_t launches() const { return launches_; }  // graph launches, captures included
 
  private:
+  CUgraphExec_st* capture(const std::function<void()>& work);  // instantiated, not launched
+
   Context& ctx_;
   std::map<Key, CUgraphExec_st*> graphs_;
   size_t captures_ = 0, launches_ = 0;

@@ -72,13 +72,16 @@ void* MemoryPool::allocate(size_t bytes, Stream stream) {
     if (limit_ && stats_.bytes_reserved + chunk_size > limit_) chunk_size = bytes;  // no slack near the cap
     // Memory never moves between arenas, so before giving up, the chunks that other streams hold
     // wholly free go back (cudaFree waits for the device, so no queued kernel still uses them).
-    if (limit_ && stats_.bytes_reserved + chunk_size > limit_) release_unused_locked();
+    // Not while a graph is being captured (a redirected stream): cudaFree could end the capture,
+    // and the caller's OutOfMemory handling (a smaller batch) should see the refusal as one.
+    const bool capturing = redirect != redirects_.end();
+    if (limit_ && stats_.bytes_reserved + chunk_size > limit_ && !capturing) release_unused_locked();
     if (limit_ && stats_.bytes_reserved + chunk_size > limit_)
       throw OutOfMemory("memory pool (" + std::string(device_name(device_)) + "): cannot allocate " +
                         mib(bytes) + " more (in use " + mib(stats_.bytes_in_use) + ", limit " +
                         mib(limit_) + ")");
     void* base = backing_->allocate(chunk_size);
-    if (!base && release_unused_locked()) base = backing_->allocate(chunk_size);
+    if (!base && !capturing && release_unused_locked()) base = backing_->allocate(chunk_size);
     if (!base)
       throw OutOfMemory("memory pool (" + std::string(device_name(device_)) + "): the device refused " +
                         mib(chunk_size) + " (pool in use " + mib(stats_.bytes_in_use) + ")");

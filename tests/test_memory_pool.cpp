@@ -149,6 +149,23 @@ TEST(MemoryPool, GraphArenaKeepsItsChunksUntilClosed) {
   pool.deallocate(before);
 }
 
+// While a stream is redirected (a graph being captured), running out does not give back other
+// arenas' free chunks (cudaFree could end the capture): OutOfMemory, which GraphCache answers by
+// releasing them itself and capturing again.
+TEST(MemoryPool, RedirectedStreamRunsOutWithoutReleasing) {
+  MemoryPool pool(Device::CPU, std::make_unique<CountingAllocator>(1 << 30), 4 << 20, 1 << 20);
+  auto s1 = reinterpret_cast<Stream>(uintptr_t(1));
+  int graphs = 0;
+  pool.deallocate(pool.allocate(3 << 20, s1));  // a free 3 MiB chunk in the stream's own arena
+  pool.redirect(s1, &graphs);
+  EXPECT_THROW(pool.allocate(3 << 20, s1), OutOfMemory);
+  EXPECT_EQ(pool.stats().backing_frees, 0u);
+  pool.release_unused();
+  void* p = pool.allocate(3 << 20, s1);
+  pool.deallocate(p);
+  pool.close_arena(&graphs);
+}
+
 TEST(MemoryPool, ForeignPointerIsRejected) {
   MemoryPool pool(Device::CPU);
   int x = 0;
