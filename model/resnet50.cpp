@@ -150,21 +150,28 @@ ResNet50::ResNet50(Context& ctx, const EncoderConfig& cfg, const std::map<std::s
   }
 }
 
-// The CPU kernel reads weights in its own order (kernels/conv2d.h), packed here once, in place:
-// ResNet50's channel counts are multiples of its block, so the sizes agree.
-void ResNet50::pack_for_cpu(std::vector<float>& flat) const {
-  auto pack = [&](const Conv& c) {
+// The CPU kernel reads weights in its own order (kernels/conv2d.h), packed here once: the
+// parameters are laid out anew, each convolution's packed weights (larger than the plain ones for
+// the Winograd 3x3s) and then its bias.
+void ResNet50::pack_for_cpu(std::vector<float>& flat) {
+  std::vector<float> out;
+  auto pack = [&](Conv& c) {
     const ConvShape s{1, c.R, c.S, c.C, c.K, c.R, c.S, c.stride, c.pad};
-    std::vector<float> packed(cpu::conv_packed_weights_size(s));
-    if (packed.size() != size_t(c.K) * c.R * c.S * c.C) throw std::logic_error("ResNet50: packed weights change size");
-    cpu::pack_conv_weights(s, flat.data() + c.w, packed.data());
-    std::copy(packed.begin(), packed.end(), flat.begin() + c.w);
+    const size_t w = out.size();
+    out.resize(w + cpu::conv_packed_weights_size(s));
+    cpu::pack_conv_weights(s, flat.data() + c.w, out.data() + w);
+    const size_t b = out.size();
+    out.insert(out.end(), flat.begin() + c.b, flat.begin() + c.b + c.K);
+    out.resize((out.size() + 63) / 64 * 64);  // 256-byte aligned, as fold leaves them
+    c.w = w;
+    c.b = b;
   };
   pack(conv1_);
-  for (const Block& b : blocks_) {
-    for (const Conv* c : {&b.c1, &b.c2, &b.c3}) pack(*c);
+  for (Block& b : blocks_) {
+    for (Conv* c : {&b.c1, &b.c2, &b.c3}) pack(*c);
     if (b.down) pack(b.ds);
   }
+  flat = std::move(out);
 }
 
 // Queued copies may still read and write the slots' host buffers.

@@ -86,7 +86,7 @@ class ResNet50 {
     bool down;
     Conv ds;
   };
-  void pack_for_cpu(std::vector<float>& flat) const;
+  void pack_for_cpu(std::vector<float>& flat);  // replaces flat, moves the offsets
   Conv fold(const std::map<std::string, Tensor>& weights, const std::string& conv, const std::string& bn, int stride,
             int pad, std::vector<float>& flat, const std::string& source);
   // One convolution in FP32 or (T = uint16_t) bfloat16.

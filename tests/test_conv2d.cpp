@@ -63,7 +63,9 @@ struct Case {
 
 // Odd sizes, every kernel size / stride / padding combination the encoder uses and some it does not,
 // each epilogue variant; pixel counts that leave the CPU kernel's 6-pixel tiles a remainder, and
-// channel counts below, at and across its 64-channel blocks.
+// channel counts below, at and across its 64-channel blocks. The 3x3 stride-1 "same" cases take
+// the CPU's Winograd path: odd sizes leave 2x2 output tiles half outside the image, and input
+// channels past a whole vector leave a tail.
 std::vector<Case> odd_cases() {
   return {
       {{1, 7, 9, 3, 4, 3, 3, 1, 1}, false, true},   // 3x3 same
@@ -79,6 +81,7 @@ std::vector<Case> odd_cases() {
       {{1, 5, 7, 9, 64, 3, 3, 1, 1}, true, true},   // one whole channel block
       {{2, 6, 5, 11, 70, 1, 1, 1, 0}, true, true},  // a block and 6 channels
       {{1, 4, 5, 6, 1, 3, 3, 2, 1}, false, true},   // one output channel
+      {{2, 6, 9, 37, 70, 3, 3, 1, 1}, true, false}, // Winograd: channel tails in and out
   };
 }
 
