@@ -38,8 +38,8 @@ struct ConvParams {
   bool tf32 = false;               // CUDA: allow TF32 tensor cores (default plain FP32)
   Layout layout = Layout::NHWC;    // of x, y, residual and w; NCHW on CUDA only
   ConvSearch search = ConvSearch::Heuristic;  // CUDA
-  // CPU: w already in pack_conv_weights' order (packed once at load), used instead of w; null:
-  // w is packed on each call.
+  // CPU: w already in pack_conv_weights' order for this shape (packed once at load), used instead
+  // of w; null: w is packed on each call.
   const float* w_packed = nullptr;
 };
 
@@ -58,8 +58,10 @@ struct ConvParamsBf16 {
 
 namespace cpu {
 void conv2d(const ConvShape& s, const float* x, const ConvParams& p, float* y);  // NHWC only
-// The CPU kernel's weight order: blocks of 64 output channels (16 or 8 without AVX-512), each
-// [R,S,C,64] with the block's channels innermost, the last block zero-padded.
+// The CPU kernel's weight order: blocks of 64 output channels (16 or 8 without AVX-512), the
+// last zero-padded, each [R,S,C,64] with the block's channels innermost; for 3x3 stride-1 pad-1
+// convolutions (Winograd F(2x2,3x3)) each block is [16,C,64] instead: the 4x4 transforms of the
+// filters, 16/9 the size. So packed weights serve convolutions of the same R, S, stride and pad.
 size_t conv_packed_weights_size(const ConvShape& s);  // in floats
 void pack_conv_weights(const ConvShape& s, const float* w_krsc, float* packed);
 }

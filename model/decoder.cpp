@@ -388,7 +388,8 @@ void Decoder::search_step(StepState& s, const int32_t* parent, const int32_t* to
                           int32_t banned, std::vector<int32_t>& top_tokens, std::vector<float>& top_logp) {
   Workspace& w = *ws_;
   const int B = s.B;
-  const size_t n = size_t(B) * std::max(k, 0);
+  beam_topk_check(B, dims_.vocab_size, k);  // before anything is queued or the state moves
+  const size_t n = size_t(B) * k;
   ensure_top_buffers(n);
   // Pinned: [tokens B | parents B] up, [tokens n | log-probabilities n] down.
   const size_t io_bytes = (2 * size_t(B) + 2 * n) * sizeof(int32_t);

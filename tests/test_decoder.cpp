@@ -289,19 +289,21 @@ TEST(Decoder, CudaGraphDecodeStepsMatchPlainLaunches) {
 }
 
 // search_step (generate()'s step: reorder, step, top_tokens with one wait) gives what its parts
-// give, on the CPU, and on CUDA also as graphs (one without parents for the first step, one with).
+// give, on the CPU, and on CUDA also as graphs (one without parents for the first step, one with,
+// one more once a larger k has replaced the buffers); a k out of range is refused up front.
 void check_search_step_matches_its_parts(Device device, bool graphs) {
   const DecoderDims dims{64, 50, 256, 1001};
   Context ctx(device);
   Decoder parts(ctx, dims), whole(ctx, dims);
   for (Decoder* d : {&parts, &whole}) d->set_flat(decoder_init(dims, 6), d->params());
   whole.use_graphs(graphs);
-  const int B = 6, k = 4;
+  const int B = 6;
   const auto features = test::random_vector(size_t(B) * dims.feature_dim, 7);
   auto sp = parts.begin_inference(features.data(), B), sw = whole.begin_inference(features.data(), B);
   std::vector<int32_t> want_tokens, got_tokens;
   std::vector<float> want_logp, got_logp;
   for (int t = 0; t < 5; ++t) {
+    const int k = t < 3 ? 4 : 8;  // a larger k replaces the pick's buffers (and drops the graphs)
     std::vector<int32_t> tokens(B), parent(B);
     for (int b = 0; b < B; ++b) tokens[b] = 1 + (b * 13 + t * 7) % 1000, parent[b] = (b * 5 + t) % B;
     if (t > 0) parts.reorder(sp, parent.data());
@@ -311,7 +313,9 @@ void check_search_step_matches_its_parts(Device device, bool graphs) {
     EXPECT_EQ(got_tokens, want_tokens) << "step " << t;
     EXPECT_EQ(got_logp, want_logp) << "step " << t;
   }
-  if (graphs) EXPECT_EQ(whole.graphs()->captures(), 2u);
+  if (graphs) EXPECT_EQ(whole.graphs()->captures(), 3u);  // no parents; parents at k 4; at k 8
+  EXPECT_THROW(whole.search_step(sw, nullptr, std::vector<int32_t>(B, 1).data(), 0, 3, 5, got_tokens, got_logp),
+               std::invalid_argument);
 }
 
 TEST(Decoder, SearchStepMatchesItsParts) { check_search_step_matches_its_parts(Device::CPU, false); }
