@@ -170,6 +170,7 @@ constexpr int kFusedThreads = 256;  // 8 warps x 4 gate rows = 4 * kFusedUnits
 static_assert(kFusedThreads / 32 * 4 == 4 * kFusedUnits, "each warp takes four gate rows");
 static_assert(kFusedUnits * kFusedRows <= kFusedThreads, "one thread per (unit, row) for the cell");
 
+constexpr size_t kFusedMaxSmem = 48 * 1024;  // dynamic shared memory without an opt-in attribute
 size_t fused_smem_bytes(int I, int H) {
   return sizeof(float) * (size_t(kFusedRows) * (I + H) + size_t(4) * kFusedUnits * kFusedRows);
 }
@@ -240,13 +241,13 @@ __global__ void step_output_kernel(int B, int H, const float* __restrict__ gates
 }  // namespace
 
 bool lstm_step_fusable(int B, int I, int H) {
-  return B <= kLstmFusedStepMaxRows && fused_smem_bytes(I, H) <= 48 * 1024;
+  return B <= kLstmFusedStepMaxRows && fused_smem_bytes(I, H) <= kFusedMaxSmem;
 }
 
 void lstm_step_fused(const Exec& ex, int B, int I, int H, const float* x, const LstmWeights& w, float* h, float* c,
                      float* gates) {
   if (B == 0 || H == 0) return;
-  if (fused_smem_bytes(I, H) > 48 * 1024) throw std::invalid_argument("lstm_step_fused: input and hidden too wide");
+  if (fused_smem_bytes(I, H) > kFusedMaxSmem) throw std::invalid_argument("lstm_step_fused: input and hidden too wide");
   const dim3 grid((H + kFusedUnits - 1) / kFusedUnits, (B + kFusedRows - 1) / kFusedRows);
   fused_step_kernel<<<grid, kFusedThreads, fused_smem_bytes(I, H), ex.stream>>>(B, I, H, x, w.w_ih, w.w_hh, w.b_ih,
                                                                                w.b_hh, h, c, gates);

@@ -131,11 +131,7 @@ ResNet50::ResNet50(Context& ctx, const EncoderConfig& cfg, const std::map<std::s
       c.b32 = biases.size();
       biases.insert(biases.end(), flat.begin() + c.b, flat.begin() + c.b + c.K);
     };
-    keep_bias(conv1_);
-    for (Block& b : blocks_) {
-      for (Conv* c : {&b.c1, &b.c2, &b.c3}) keep_bias(*c);
-      if (b.down) keep_bias(b.ds);
-    }
+    for_each_conv(keep_bias);
     upload_fp32(biases);
     std::vector<uint16_t> narrow(flat.size());
     std::transform(flat.begin(), flat.end(), narrow.begin(), float_to_bfloat16);
@@ -166,11 +162,7 @@ void ResNet50::pack_for_cpu(std::vector<float>& flat) {
     c.w = w;
     c.b = b;
   };
-  pack(conv1_);
-  for (Block& b : blocks_) {
-    for (Conv* c : {&b.c1, &b.c2, &b.c3}) pack(*c);
-    if (b.down) pack(b.ds);
-  }
+  for_each_conv(pack);
   flat = std::move(out);
 }
 

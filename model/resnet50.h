@@ -86,6 +86,15 @@ class ResNet50 {
     bool down;
     Conv ds;
   };
+  // f(conv) for every convolution of the network in order: conv1, then each block's.
+  template <class F>
+  void for_each_conv(F&& f) {
+    f(conv1_);
+    for (Block& b : blocks_) {
+      for (Conv* c : {&b.c1, &b.c2, &b.c3}) f(*c);
+      if (b.down) f(b.ds);
+    }
+  }
   void pack_for_cpu(std::vector<float>& flat);  // replaces flat, moves the offsets
   Conv fold(const std::map<std::string, Tensor>& weights, const std::string& conv, const std::string& bn, int stride,
             int pad, std::vector<float>& flat, const std::string& source);
