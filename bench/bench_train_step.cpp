@@ -6,6 +6,8 @@
 // for the PyTorch side of bench/compare.py.
 // Counters: tokens_per_s (non-padding targets per second, wall clock), tokens_per_step, and
 // pool_allocs, the backing allocations (cudaMalloc on CUDA) made after warm-up: it must be 0.
+// On the CPU also gemm_ms: the OpenBLAS products of the same steps replayed alone, per step,
+// the floor under the step's time (the rest is the engine's own kernels and Adam).
 // On CUDA each also runs with --cuda-graphs (".../graphs": Decoder::use_graphs), after a
 // warm-up over every distinct batch has captured their graphs; graph_captures counts those.
 #include <benchmark/benchmark.h>
@@ -13,6 +15,7 @@
 #include "bench/bench_main.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -21,6 +24,7 @@
 #include <vector>
 
 #include "kernels/adam.h"
+#include "kernels/gemm.h"
 #include "model/decoder.h"
 #include "runtime/context.h"
 
@@ -88,6 +92,29 @@ std::vector<TokenBatch> make_batches(int B, int fixed_T, int V, int D) {
   return batches;
 }
 
+// Milliseconds per step of running the recorded products alone on filler data (best of three
+// rounds of all of them), with their shapes, transposes, leading dimensions and betas.
+double gemm_ms(const std::vector<GemmShape>& calls, size_t steps) {
+  size_t a = 0, b = 0, c = 0;  // extents of the largest operands
+  auto extent = [](Trans t, int rows, int cols, int ld) {  // op(X) is rows x cols
+    return t == Trans::N ? size_t(rows - 1) * ld + cols : size_t(cols - 1) * ld + rows;
+  };
+  for (const GemmShape& g : calls) {
+    a = std::max(a, extent(g.ta, g.M, g.K, g.lda));
+    b = std::max(b, extent(g.tb, g.K, g.N, g.ldb));
+    c = std::max(c, size_t(g.M - 1) * g.ldc + g.N);
+  }
+  std::vector<float> A(a, 0.01f), Bm(b, 0.01f), C(c, 0.f);
+  double best = 1e300;
+  for (int round = 0; round < 3; ++round) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (const GemmShape& g : calls)
+      cpu::gemm(g.ta, g.tb, g.M, g.N, g.K, 1.f, A.data(), g.lda, Bm.data(), g.ldb, g.beta, C.data(), g.ldc);
+    best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best / double(steps);
+}
+
 void train_step(benchmark::State& st, Device d, int B, int fixed_T, bool graphs) {
   Context& ctx = context(d);
   const DecoderDims dims{kD, kE, kH, kV};
@@ -124,6 +151,13 @@ void train_step(benchmark::State& st, Device d, int B, int fixed_T, bool graphs)
   st.counters["tokens_per_s"] = benchmark::Counter(double(tokens), benchmark::Counter::kIsRate);
   st.counters["tokens_per_step"] = double(tokens) / double(std::max<int64_t>(1, st.iterations()));
   st.counters["pool_allocs"] = double(ctx.pool().stats().backing_allocs - allocs);
+  if (d == Device::CPU) {
+    std::vector<GemmShape> calls;
+    cpu::record_gemms(&calls);
+    for (const auto& b : batches) one_step(b);
+    cpu::record_gemms(nullptr);
+    st.counters["gemm_ms"] = gemm_ms(calls, batches.size());
+  }
   if (dec.graphs()) st.counters["graph_captures"] = double(dec.graphs()->captures());
 }
 

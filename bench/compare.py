@@ -6,7 +6,9 @@ prints ONE markdown table:
 
   | work | engine | PyTorch | ratio | device |
 
-ratio is engine throughput / PyTorch throughput (above 1: the engine is faster). With
+ratio is engine throughput / PyTorch throughput (above 1: the engine is faster). The CPU
+training-step rows also give the time of the step's OpenBLAS products replayed alone in the same
+run: no engine step can beat it, so PyTorch's time over it bounds the ratio. With
 --out DIR it also writes DIR/<device>-<date>.md (the table) and .json (every raw result).
 
 --encoder: the whole encoder (images/s), then its ops one by one: preprocessing (uint8 batch to
@@ -475,7 +477,9 @@ def main():
         p = peer_by_key.get((B, T))
         rows.append({
             "work": f"train step B={B} T={T}" + "".join(" " + v for v in variant),
-            "engine": f"{e_tps:,.0f} tok/s ({fmt_time(seconds(b))})",
+            # CPU: the step's OpenBLAS products replayed alone in the same run, the step's floor.
+            "engine": f"{e_tps:,.0f} tok/s ({fmt_time(seconds(b))}"
+                      + (f"; GEMMs alone {b['gemm_ms']:.2f} ms)" if "gemm_ms" in b else ")"),
             "pytorch": f"{p['tokens_per_s']:,.0f} tok/s ({p['ms_per_step']:.2f} ms)" if p else "n/a",
             # Same batches on both sides, so tokens/s ratios are step-time ratios.
             "ratio": f"{e_tps / p['tokens_per_s']:.2f}×" if p else "n/a",

@@ -34,6 +34,30 @@ TEST(Gemm, CpuMatchesNaiveAllTransposes) {
     }
 }
 
+// The recording bench_train_step replays: every product of this thread while set, with its
+// shape, leading dimensions and beta, and nothing once stopped or for empty products.
+TEST(Gemm, CpuRecordsShapesWhileAsked) {
+  std::vector<float> A(6 * 10, 1.f), B(10 * 4, 1.f), C(5 * 9, 0.f);
+  std::vector<GemmShape> calls;
+  cpu::gemm(Trans::N, Trans::N, 2, 3, 4, 1.f, A.data(), 4, B.data(), 3, 0.f, C.data(), 3);
+  cpu::record_gemms(&calls);
+  cpu::gemm(Trans::T, Trans::N, 5, 4, 6, 1.f, A.data(), 10, B.data(), 4, 1.f, C.data(), 9);
+  cpu::gemm(Trans::N, Trans::T, 0, 4, 6, 1.f, A.data(), 6, B.data(), 6, 0.f, C.data(), 4);
+  cpu::record_gemms(nullptr);
+  cpu::gemm(Trans::N, Trans::N, 2, 3, 4, 1.f, A.data(), 4, B.data(), 3, 0.f, C.data(), 3);
+  ASSERT_EQ(calls.size(), 1u);
+  const GemmShape& g = calls[0];
+  EXPECT_EQ(g.ta, Trans::T);
+  EXPECT_EQ(g.tb, Trans::N);
+  EXPECT_EQ(g.M, 5);
+  EXPECT_EQ(g.N, 4);
+  EXPECT_EQ(g.K, 6);
+  EXPECT_EQ(g.lda, 10);
+  EXPECT_EQ(g.ldb, 4);
+  EXPECT_EQ(g.ldc, 9);
+  EXPECT_EQ(g.beta, 1.f);
+}
+
 TEST(Gemm, CudaMatchesCpu) {
   REQUIRE_CUDA();
   Context gpu(Device::CUDA);
