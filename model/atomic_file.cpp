@@ -138,6 +138,12 @@ void PartialFile::commit() {
   rename_durably(partial_, path_);
 }
 
+void PartialFile::discard() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  if (::unlink(partial_.c_str()) != 0 && errno != ENOENT) fail(path_, "cannot remove " + partial_, errno);
+}
+
 void write_file_atomic(const std::string& path, std::string_view bytes) {
   AtomicFile file(path);
   file.write(bytes);

@@ -44,6 +44,9 @@ class PartialFile {
   void append(std::string_view bytes);
   void sync();
   void commit();
+  // For a job whose result is written elsewhere (in another format, atomically): once it is,
+  // this closes and removes the partial file.
+  void discard();
 
  private:
   std::string path_, partial_, kept_;

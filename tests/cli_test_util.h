@@ -1,11 +1,17 @@
 #pragma once
 // Runs the built `caption` binary (CAPTION_BINARY) for the CLI tests and captures what it prints.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <string>
+#include <thread>
+
+extern char** environ;
 
 namespace caption::test {
 
@@ -25,6 +31,24 @@ inline CliRun run_cli(const std::string& args, int timeout_s = 0) {
   for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
   int st = pclose(p);
   return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+// Starts `caption ARGS` (its output discarded), waits until ready() holds (2 minutes at the
+// most), then kills it with SIGKILL. True when the kill is what ended it, i.e. the run was still
+// going when ready() came true.
+template <class Ready>
+bool kill_cli_when(const std::string& args, Ready ready) {
+  const std::string cmd = "exec " + std::string(CAPTION_BINARY) + " " + args + " >/dev/null 2>&1";
+  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+  pid_t pid;
+  if (posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ) != 0) return false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!ready() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFSIGNALED(status);
 }
 
 // A failed run whose output is one line mentioning `mentions` (the file it names).

@@ -98,5 +98,21 @@ TEST(PartialFile, KeepsCompleteLinesAndCommits) {
   EXPECT_EQ(fresh.kept(), "");
 }
 
+// discard() is for jobs whose result went elsewhere: the partial file goes, kept lines and all,
+// and nothing appears under the target's name.
+TEST(PartialFile, DiscardRemovesIt) {
+  ScratchDir dir;
+  const std::string path = dir.path("out.safetensors");
+  {
+    PartialFile f(path, false);
+    f.append("row\n");
+    f.sync();
+  }
+  PartialFile f(path, true);
+  EXPECT_EQ(f.kept(), "row\n");
+  f.discard();
+  EXPECT_EQ(entries(dir.dir()), 0u);
+}
+
 }  // namespace
 }  // namespace caption

@@ -5,11 +5,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-#include <signal.h>
-
 #include <algorithm>
-#include <chrono>
-#include <thread>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -125,17 +121,8 @@ TEST(Describe, ResumesAfterSigkill) {
   const std::string base = "describe " + kExamples + " --device cpu --batch 1 --output ";
   ASSERT_EQ(run_cli(base + dir.path("full.jsonl")).status, 0);
   const std::string out = dir.path("killed.jsonl"), partial = out + ".partial";
-  const std::string cmd = "exec " + std::string(CAPTION_BINARY) + " " + base + out + " >/dev/null 2>&1";
-  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
-  pid_t pid;
-  ASSERT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (lines(test::read_bytes(partial)).size() < 2 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "the run ended before the kill";
+  ASSERT_TRUE(test::kill_cli_when(base + out, [&] { return lines(test::read_bytes(partial)).size() >= 2; }))
+      << "the run ended before the kill";
   EXPECT_FALSE(fs::exists(out));
   const size_t kept = lines(test::read_bytes(partial)).size();
   EXPECT_GE(kept, 2u);

@@ -2,7 +2,6 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
-#include <unordered_set>
 
 #include "model/features.h"
 #include "model/image_loader.h"
@@ -11,6 +10,7 @@
 #include "runtime/error.h"
 #include "tools/commands.h"
 #include "tools/device_options.h"
+#include "tools/features_writer.h"
 #include "tools/image_inputs.h"
 #include "tools/shard.h"
 
@@ -20,6 +20,7 @@ Command add_features(CLI::App& app) {
   auto* sub = app.add_subcommand("features", "Encode images into a features file with the model's encoder");
   struct Args {
     std::string model, output, shard = "0/1";
+    bool resume = false;
     std::vector<std::string> inputs;
     ImageRunOptions run;
     DeviceOptions device;
@@ -31,6 +32,8 @@ Command add_features(CLI::App& app) {
   sub->add_option("--batch", a->run.batch, "images per encoder batch")->capture_default_str();
   sub->add_option("--shard", a->shard, "i/n: encode only inputs i, i+n, i+2n, ... (0 <= i < n)")
       ->capture_default_str();
+  sub->add_flag("--resume", a->resume,
+                "continue a job that stopped: keep the features in OUTPUT.partial, encode the rest");
   add_image_run_options(sub, a->run);
   add_device_options(sub, a->device);
   return {sub, [a] {
@@ -42,38 +45,42 @@ Command add_features(CLI::App& app) {
             Context ctx(a->device.parse(), a->device.memory_limit_bytes());
             auto encoder = load_encoder(ctx, files, a->run);
             Progress progress(Progress::stderr_is_terminal());
-            FailedImages failed(paths.size(), progress);
-            // Features are keyed by file name, so a second image with the same name is skipped.
-            FeatureTable table;
-            table.dim = encoder->feature_dim();
-            std::unordered_set<std::string> names;
+            FeaturesWriter out(a->output, encoder->feature_dim(), a->resume);
+            std::vector<std::string> todo;
+            for (const auto& p : paths)
+              if (!out.has_path(p)) todo.push_back(p);
+            if (todo.size() < paths.size())
+              progress.line("resuming: " + std::to_string(paths.size() - todo.size()) + " of " +
+                            std::to_string(paths.size()) + " already encoded in the partial output");
+            FailedImages failed(todo.size(), progress);
+            size_t done = 0;  // images encoded or failed in this run
             const auto t0 = std::chrono::steady_clock::now();
             encode_images(
-                *encoder, paths, a->run.batch, a->run.threads,
+                *encoder, todo, a->run.batch, a->run.threads,
                 [&](const EncodedBatch& b) {
                   for (size_t k = 0; k < b.indices.size(); ++k) {
-                    const std::string& path = paths[b.indices[k]];
+                    const std::string& path = todo[b.indices[k]];
                     const std::string name = std::filesystem::path(path).filename().string();
-                    if (!is_utf8(name)) {  // safetensors names are UTF-8
+                    // Features are keyed by file name: UTF-8 (safetensors names), one image each.
+                    if (!is_utf8(name))
                       failed.add(path + ": the file name is not valid UTF-8, so it cannot key a features file");
-                      continue;
-                    }
-                    if (!names.insert(name).second) {
+                    else if (out.has_image(name))
                       failed.add(path + ": an earlier image has the same file name");
-                      continue;
-                    }
-                    table.images.push_back(name);
-                    table.data.insert(table.data.end(), b.features.begin() + k * table.dim,
-                                      b.features.begin() + (k + 1) * table.dim);
+                    else
+                      out.add(name, path, b.features.data() + k * size_t(encoder->feature_dim()));
                   }
-                  const size_t done = table.images.size() + failed.count();
-                  progress.update(double(done) / paths.size(), rate_status(done, paths.size(), "images", t0));
+                  out.flush();
+                  done += b.indices.size();
+                  progress.update(double(done) / todo.size(), rate_status(done, todo.size(), "images", t0));
                 },
-                [&](size_t, const std::string& error) { failed.add(error); });
+                [&](size_t, const std::string& error) {
+                  ++done;
+                  failed.add(error);
+                });
             progress.finish_line();
-            if (table.images.empty()) failed.throw_nothing_read();
-            write_features(a->output, table);
-            progress.line("wrote " + std::to_string(table.images.size()) + " image features to " + a->output);
+            if (out.count() == 0) failed.throw_nothing_read();
+            out.commit();
+            progress.line("wrote " + std::to_string(out.count()) + " image features to " + a->output);
             failed.summary();
             return failed.count() ? 2 : 0;
           }};

@@ -1,6 +1,6 @@
 #include "tools/html_gallery.h"
 
-#include <cstdint>
+#include "tools/base64.h"
 
 namespace caption::cli {
 
@@ -20,19 +20,6 @@ std::string html_escape(const std::string& text) {
   return out;
 }
 
-std::string base64(const std::string& bytes) {
-  static const char* const kDigits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  for (size_t i = 0; i < bytes.size(); i += 3) {
-    const size_t n = std::min<size_t>(3, bytes.size() - i);
-    uint32_t v = 0;
-    for (size_t k = 0; k < 3; ++k) v = v << 8 | (k < n ? uint8_t(bytes[i + k]) : 0u);
-    for (size_t k = 0; k < 4; ++k) out += k <= n ? kDigits[v >> (18 - 6 * k) & 63] : '=';
-  }
-  return out;
-}
-
 HtmlGallery::HtmlGallery(const std::string& path, const std::string& title) : file_(path) {
   file_.write("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" + html_escape(title) +
               "</title>\n<style>body{font-family:sans-serif;margin:1.5em;background:#fafafa}"
@@ -45,7 +32,7 @@ HtmlGallery::HtmlGallery(const std::string& path, const std::string& title) : fi
 
 void HtmlGallery::add(const std::string& path, const std::string& caption, const std::string& thumbnail_jpeg) {
   file_.write("<figure><img alt=\"" + html_escape(caption) + "\" src=\"data:image/jpeg;base64," +
-              base64(thumbnail_jpeg) + "\"><figcaption>" + html_escape(caption) + "<div class=\"path\">" +
+              base64_encode(thumbnail_jpeg) + "\"><figcaption>" + html_escape(caption) + "<div class=\"path\">" +
               html_escape(path) + "</div></figcaption></figure>\n");
   ++count_;
 }

@@ -24,6 +24,5 @@ class HtmlGallery {
 };
 
 std::string html_escape(const std::string& text);
-std::string base64(const std::string& bytes);
 
 }  // namespace caption::cli

@@ -1,0 +1,72 @@
+// `caption features` on image files with the bundled model's encoder: a job killed midway
+// resumes from its partial file and ends with the same features file as an uninterrupted run.
+#include <filesystem>
+#include <sstream>
+
+#include "tests/cli_test_util.h"
+#include "tests/io_test_util.h"
+
+namespace caption {
+namespace {
+
+namespace fs = std::filesystem;
+using test::run_cli;
+
+const std::string kExamples = std::string(CAPTION_SOURCE_DIR) + "/examples";
+const std::string kModel = std::string(CAPTION_SOURCE_DIR) + "/models/flickr8k-resnet50c4";
+
+bool have_images() { return CAPTION_HAS_OPENCV && fs::exists(kExamples); }
+
+size_t line_count(const std::string& text) {
+  std::istringstream in(text);
+  size_t n = 0;
+  for (std::string l; std::getline(in, l);) ++n;
+  return n;
+}
+
+// Killed after two batches of one image: the partial file holds their rows (synced per batch),
+// the features file does not exist. --resume keeps those rows, encodes the other four (a line
+// cut by the kill is dropped) and writes the same bytes as a run that was never stopped.
+TEST(FeaturesCommand, ResumesAfterSigkill) {
+  if (!have_images()) GTEST_SKIP() << "no image support in this build";
+  test::ScratchDir dir;
+  const std::string base = "features --model " + kModel + " " + kExamples + " --device cpu --batch 1 --output ";
+  const auto full = run_cli(base + dir.path("full.safetensors"));
+  ASSERT_EQ(full.status, 0) << full.output;
+  EXPECT_FALSE(fs::exists(dir.path("full.safetensors.partial")));
+  const std::string out = dir.path("killed.safetensors"), partial = out + ".partial";
+  ASSERT_TRUE(test::kill_cli_when(base + out, [&] { return line_count(test::read_bytes(partial)) >= 2; }))
+      << "the run ended before the kill";
+  EXPECT_FALSE(fs::exists(out));
+  std::string kept = test::read_bytes(partial);
+  kept.resize(kept.rfind('\n') + 1);
+  const size_t n = line_count(kept);
+  ASSERT_GE(n, 2u);
+  test::write_bytes(partial, kept + "{\"image\": \"cut");
+  auto r = run_cli(base + out + " --resume");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("resuming: " + std::to_string(n) + " of 6"), std::string::npos) << r.output;
+  EXPECT_EQ(test::read_bytes(out), test::read_bytes(dir.path("full.safetensors")));
+  EXPECT_FALSE(fs::exists(partial));
+}
+
+// A partial file that is not this command's, or that holds rows of another length, is refused
+// with one line naming it and the line; the partial file is left as it was.
+TEST(FeaturesCommand, ResumeRefusesForeignPartialFiles) {
+  if (!have_images()) GTEST_SKIP() << "no image support in this build";
+  test::ScratchDir dir;
+  const std::string out = dir.path("f.safetensors"), partial = out + ".partial";
+  const std::string cmd = "features --model " + kModel + " " + kExamples + " --device cpu --resume --output " + out;
+  for (const std::string& bad : {std::string("{\"image\": \"a.jpg\", \"caption\": \"a dog\"}\n"),
+                                 std::string("{\"image\": \"a.jpg\", \"path\": \"YS5qcGc=\", \"f32\": \"AAAAAA==\"}\n"),
+                                 std::string("{\"image\": \"a.jpg\", \"path\": \"YS5qcGc=\", \"f32\": \"A*A=\"}\n")}) {
+    SCOPED_TRACE(bad);
+    test::write_bytes(partial, bad);
+    test::expect_one_line_error(run_cli(cmd), "f.safetensors.partial: line 1");
+    EXPECT_EQ(test::read_bytes(partial), bad);
+    EXPECT_FALSE(fs::exists(out));
+  }
+}
+
+}  // namespace
+}  // namespace caption
