@@ -8,12 +8,20 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <thread>
+
+#include "tests/io_test_util.h"
 
 extern char** environ;
 
 namespace caption::test {
+
+// The bundled model and the demo images, for the commands' end-to-end tests.
+inline const std::string kModel = std::string(CAPTION_SOURCE_DIR) + "/models/flickr8k-resnet50c4";
+inline const std::string kExamples = std::string(CAPTION_SOURCE_DIR) + "/examples";
+inline bool have_images() { return CAPTION_HAS_OPENCV && std::filesystem::exists(kExamples); }
 
 struct CliRun {
   int status;          // exit status, -1 when killed by a signal
@@ -49,6 +57,18 @@ bool kill_cli_when(const std::string& args, Ready ready) {
   int status = 0;
   waitpid(pid, &status, 0);
   return WIFSIGNALED(status);
+}
+
+// `caption ARGS --resume` after a killed run of ARGS: it says it keeps `kept` of `total` inputs,
+// and ends with `out` equal to `reference` (an uninterrupted run's) and no partial file.
+inline void expect_resume_completes(const std::string& args, const std::string& out, size_t kept, size_t total,
+                                    const std::string& reference) {
+  const CliRun r = run_cli(args + " --resume");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("resuming: " + std::to_string(kept) + " of " + std::to_string(total)), std::string::npos)
+      << r.output;
+  EXPECT_EQ(read_bytes(out), read_bytes(reference));
+  EXPECT_FALSE(std::filesystem::exists(out + ".partial"));
 }
 
 // A failed run whose output is one line mentioning `mentions` (the file it names).

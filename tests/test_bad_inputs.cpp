@@ -24,9 +24,9 @@ namespace {
 namespace fs = std::filesystem;
 using test::CliRun;
 using test::ScratchDir;
+using test::kModel;
 
 const std::string kBad = std::string(CAPTION_TEST_DATA) + "/bad/";
-const std::string kModel = std::string(CAPTION_SOURCE_DIR) + "/models/flickr8k-resnet50c4";
 const std::string kPhoto = std::string(CAPTION_SOURCE_DIR) + "/examples/1167669558_87a8a467d6.jpg";
 
 // Each run is stopped after a minute: a hang shows as status 124 and fails the test.

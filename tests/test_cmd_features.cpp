@@ -11,11 +11,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::run_cli;
-
-const std::string kExamples = std::string(CAPTION_SOURCE_DIR) + "/examples";
-const std::string kModel = std::string(CAPTION_SOURCE_DIR) + "/models/flickr8k-resnet50c4";
-
-bool have_images() { return CAPTION_HAS_OPENCV && fs::exists(kExamples); }
+using test::kExamples;
+using test::kModel;
+using test::have_images;
 
 size_t line_count(const std::string& text) {
   std::istringstream in(text);
@@ -43,11 +41,7 @@ TEST(FeaturesCommand, ResumesAfterSigkill) {
   const size_t n = line_count(kept);
   ASSERT_GE(n, 2u);
   test::write_bytes(partial, kept + "{\"image\": \"cut");
-  auto r = run_cli(base + out + " --resume");
-  ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("resuming: " + std::to_string(n) + " of 6"), std::string::npos) << r.output;
-  EXPECT_EQ(test::read_bytes(out), test::read_bytes(dir.path("full.safetensors")));
-  EXPECT_FALSE(fs::exists(partial));
+  test::expect_resume_completes(base + out, out, n, 6, dir.path("full.safetensors"));
 }
 
 // A partial file that is not this command's, or that holds rows of another length, is refused

@@ -21,9 +21,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::run_cli;
-
-const std::string kExamples = std::string(CAPTION_SOURCE_DIR) + "/examples";
-const std::string kModel = std::string(CAPTION_SOURCE_DIR) + "/models/flickr8k-resnet50c4";
+using test::kExamples;
+using test::kModel;
+using test::have_images;
 
 std::vector<std::string> lines(const std::string& text) {
   std::vector<std::string> out;
@@ -50,8 +50,6 @@ size_t occurrences(const std::string& text, const std::string& what) {
   for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
   return n;
 }
-
-bool have_images() { return CAPTION_HAS_OPENCV && fs::exists(kExamples); }
 
 TEST(Describe, ImagesToJsonlAndGallery) {
   if (!have_images()) GTEST_SKIP() << "no image support in this build";
@@ -126,11 +124,7 @@ TEST(Describe, ResumesAfterSigkill) {
   EXPECT_FALSE(fs::exists(out));
   const size_t kept = lines(test::read_bytes(partial)).size();
   EXPECT_GE(kept, 2u);
-  auto r = run_cli(base + out + " --resume");
-  ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("resuming: " + std::to_string(kept) + " of 6"), std::string::npos) << r.output;
-  EXPECT_EQ(test::read_bytes(out), test::read_bytes(dir.path("full.jsonl")));
-  EXPECT_FALSE(fs::exists(partial));
+  test::expect_resume_completes(base + out, out, kept, 6, dir.path("full.jsonl"));
 }
 
 // A CSV partial file whose last line was cut: the complete records are kept, the rest redone.
