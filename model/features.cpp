@@ -50,18 +50,21 @@ FeatureTable read_features(const std::string& path) {
 }
 
 void write_features(const std::string& path, const FeatureTable& t) {
-  if (t.images.empty() || t.dim <= 0 || t.data.size() != t.images.size() * size_t(t.dim))
+  if (t.data.size() != t.images.size() * size_t(std::max(t.dim, 0)))
     throw InputError(path, "feature table has " + std::to_string(t.data.size()) + " values for " +
                                std::to_string(t.images.size()) + " images of dimension " + std::to_string(t.dim));
-  std::vector<Tensor> rows(t.images.size());
-  std::vector<std::pair<std::string, const Tensor*>> named;
-  named.reserve(rows.size());
-  for (size_t i = 0; i < rows.size(); ++i) {
-    rows[i].shape = {t.dim};
-    rows[i].data.assign(t.row(i), t.row(i) + t.dim);
-    named.emplace_back(t.images[i], &rows[i]);
-  }
-  write_safetensors(path, named);
+  write_feature_rows(path, t.images, t.dim, [&](size_t i, float* dst) { std::copy(t.row(i), t.row(i) + t.dim, dst); });
+}
+
+void write_feature_rows(const std::string& path, const std::vector<std::string>& images, int dim,
+                        const std::function<void(size_t, float*)>& row) {
+  if (images.empty() || dim <= 0)
+    throw InputError(path, "no features to write (" + std::to_string(images.size()) + " images of dimension " +
+                               std::to_string(dim) + ")");
+  std::vector<TensorSpec> specs;
+  specs.reserve(images.size());
+  for (const auto& name : images) specs.push_back({name, {dim}});
+  write_safetensors(path, specs, row);
 }
 
 }  // namespace caption

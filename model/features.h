@@ -1,6 +1,7 @@
 #pragma once
 // Precomputed image features: a safetensors file with one 1-D F32/F16/BF16 tensor [D] per image,
 // keyed by the image's file name. Held as one dense [images, D] matrix for batching.
+#include <functional>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -25,5 +26,9 @@ struct FeatureTable {
 FeatureTable read_features(const std::string& path);
 // Writes F32 tensors in row order (atomic); the sizes must agree and the names be unique.
 void write_features(const std::string& path, const FeatureTable& t);
+// The same file with row i written by row(i, dst) into dst (dim floats) when the file reaches
+// it: one row is held at a time, however many images there are.
+void write_feature_rows(const std::string& path, const std::vector<std::string>& images, int dim,
+                        const std::function<void(size_t, float*)>& row);
 
 }  // namespace caption

@@ -206,7 +206,8 @@ SafetensorsFile read_safetensors(const std::string& path) {
   return out;
 }
 
-void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, const Tensor*>>& tensors,
+void write_safetensors(const std::string& path, const std::vector<TensorSpec>& specs,
+                       const std::function<void(size_t, float*)>& values,
                        const std::map<std::string, std::string>& metadata) {
   // The header is assembled by hand: linear in the number of tensors, and in the given order.
   std::string header = "{";
@@ -224,12 +225,52 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
     header += ",";
   }
   std::unordered_set<std::string_view> seen;
+  std::vector<uint64_t> numels;
+  numels.reserve(specs.size());
   uint64_t offset = 0;
+  for (const TensorSpec& t : specs) {
+    const std::string who = "tensor '" + t.name + "'";
+    if (t.name == kMetadataKey) throw InputError(path, "'__metadata__' cannot name a tensor");
+    if (!seen.insert(t.name).second) throw InputError(path, "duplicate tensor name '" + t.name + "'");
+    uint64_t numel = 1;
+    for (int64_t d : t.shape) {
+      if (d < 0) throw InputError(path, who + ": negative dimension");
+      if (d > 0 && numel > (uint64_t(1) << 60) / uint64_t(d)) throw InputError(path, who + ": shape too large");
+      numel *= uint64_t(d);
+    }
+    numels.push_back(numel);
+    header += quoted(t.name) + ":{\"dtype\":\"F32\",\"shape\":[";
+    for (size_t i = 0; i < t.shape.size(); ++i) header += (i ? "," : "") + std::to_string(t.shape[i]);
+    header += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + numel * 4) + "]},";
+    offset += numel * 4;
+  }
+  if (header.size() > 1) header.pop_back();  // trailing comma
+  header += "}";
+  header.append((8 - header.size() % 8) % 8, ' ');
+
+  AtomicFile file(path);
+  std::string chunk(8, '\0');
+  const uint64_t header_len = header.size();
+  std::memcpy(chunk.data(), &header_len, 8);
+  chunk += header;
+  std::vector<float> buffer;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    buffer.resize(numels[i]);
+    values(i, buffer.data());
+    chunk.append(reinterpret_cast<const char*>(buffer.data()), buffer.size() * sizeof(float));
+    if (chunk.size() >= (size_t(1) << 20)) file.write(chunk), chunk.clear();  // a few syscalls per MB
+  }
+  file.write(chunk);
+  file.commit();
+}
+
+void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, const Tensor*>>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  std::vector<TensorSpec> specs;
+  specs.reserve(tensors.size());
   for (const auto& [name, t] : tensors) {
     const std::string who = "tensor '" + name + "'";
     if (!t) throw InputError(path, who + ": null tensor");
-    if (name == kMetadataKey) throw InputError(path, "'__metadata__' cannot name a tensor");
-    if (!seen.insert(name).second) throw InputError(path, "duplicate tensor name '" + name + "'");
     uint64_t numel = 1;
     for (int64_t d : t->shape) {
       if (d < 0) throw InputError(path, who + ": negative dimension");
@@ -238,25 +279,12 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
     if (numel != t->data.size())
       throw InputError(path, who + ": has " + std::to_string(t->data.size()) + " values but its shape needs " +
                                  (numel > t->data.size() ? std::string("more") : std::to_string(numel)));
-    header += quoted(name) + ":{\"dtype\":\"F32\",\"shape\":[";
-    for (size_t i = 0; i < t->shape.size(); ++i) header += (i ? "," : "") + std::to_string(t->shape[i]);
-    header += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + numel * 4) + "]},";
-    offset += numel * 4;
+    specs.push_back({name, t->shape});
   }
-  if (header.size() > 1) header.pop_back();  // trailing comma
-  header += "}";
-  header.append((8 - header.size() % 8) % 8, ' ');
-
-  std::string bytes(8 + header.size() + offset, '\0');
-  const uint64_t header_len = header.size();
-  std::memcpy(bytes.data(), &header_len, 8);
-  std::memcpy(bytes.data() + 8, header.data(), header.size());
-  char* data = bytes.data() + 8 + header.size();
-  for (const auto& [name, t] : tensors) {
-    if (!t->data.empty()) std::memcpy(data, t->data.data(), t->data.size() * 4);
-    data += t->data.size() * 4;
-  }
-  write_file_atomic(path, bytes);
+  write_safetensors(path, specs, [&](size_t i, float* dst) {
+    const auto& data = tensors[i].second->data;
+    std::copy(data.begin(), data.end(), dst);
+  }, metadata);
 }
 
 }  // namespace caption

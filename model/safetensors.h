@@ -2,6 +2,8 @@
 // The safetensors format (Hugging Face): 8-byte little-endian header length N, N bytes of JSON
 // {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}}, then
 // the tensor bytes; offsets count from the start of that byte buffer.
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -26,6 +28,18 @@ SafetensorsFile read_safetensors(const std::string& path);
 // of 8 bytes so that the data is aligned. Atomic (see atomic_file.h).
 void write_safetensors(const std::string& path,
                        const std::vector<std::pair<std::string, const Tensor*>>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+// A tensor whose values are produced only when the file reaches them.
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+// The same file, with tensor i's values written by values(i, dst) into dst (as many floats as
+// its shape holds), in order: one tensor is held at a time, so files larger than memory can be
+// written (caption features).
+void write_safetensors(const std::string& path, const std::vector<TensorSpec>& specs,
+                       const std::function<void(size_t, float*)>& values,
                        const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace caption

@@ -2,14 +2,14 @@
 // Where `caption features` puts image features as they are made. Each batch's rows are appended
 // to "<output>.partial" and synced, one JSON line per image: {"image": file name, "path":
 // base64 of the path's bytes, "f32": base64 of the little-endian F32 row}. commit() writes the
-// safetensors file (atomically, rows in the order they came) and then removes the partial
-// file. A job that fails or is killed leaves no features file, only the partial one (when it
-// holds rows), from which a rerun with `resume` continues.
+// safetensors file from that partial file (atomically, rows in the order they came, one row in
+// memory at a time) and then removes it. A job that fails or is killed leaves no features
+// file, only the partial one (when it holds rows), from which a rerun with `resume` continues.
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 #include "model/atomic_file.h"
-#include "model/features.h"
 
 namespace caption::cli {
 
@@ -23,14 +23,13 @@ class FeaturesWriter {
   void add(const std::string& name, const std::string& path, const float* row);
   void flush();  // ends a batch: its rows reach the partial file, synced
   void commit();
-  size_t count() const { return table_.images.size(); }  // rows, kept ones included
-  size_t kept() const { return kept_paths_.size(); }
+  size_t count() const { return images_.size(); }  // rows, kept ones included
 
  private:
-  void keep(const std::string& lines, const std::string& partial_path);
-  std::string output_;
+  std::string output_, partial_path_;
+  int dim_;
   PartialFile file_;
-  FeatureTable table_;
+  std::vector<std::string> images_;  // in row order
   std::unordered_set<std::string> kept_paths_, names_;
   std::string pending_;
 };
