@@ -24,9 +24,10 @@ size_t line_count(const std::string& text) {
   return n;
 }
 
-// Killed after two batches of one image: the partial file holds their rows (synced per batch),
-// the features file does not exist. --resume keeps those rows, encodes the other four (a line
-// cut by the kill is dropped) and writes the same bytes as a run that was never stopped.
+// Killed once at least two batches of one image are in: the partial file holds their rows
+// (synced per batch) and the features file does not exist. --resume keeps those rows, encodes
+// the rest (a line cut by the kill is dropped) and writes the same bytes as a run that was
+// never stopped.
 TEST(FeaturesCommand, ResumesAfterSigkill) {
   if (!have_images()) GTEST_SKIP() << "no image support in this build";
   test::ScratchDir dir;
