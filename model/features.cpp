@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <stdexcept>
 
 #include "model/safetensors.h"
 #include "runtime/error.h"
@@ -47,6 +48,29 @@ FeatureTable read_features(const std::string& path) {
   t.images = std::move(file.names);
   t.reindex();
   return t;
+}
+
+FeatureTable read_features(const std::vector<std::string>& paths) {
+  if (paths.empty()) throw std::logic_error("read_features: no files");
+  FeatureTable all = read_features(paths.front());
+  for (size_t f = 1; f < paths.size(); ++f) {
+    const FeatureTable t = read_features(paths[f]);
+    if (t.dim != all.dim)
+      throw InputError(paths[f], "features are " + std::to_string(t.dim) + "-d, those of " + paths.front() + " " +
+                                     std::to_string(all.dim) + "-d");
+    for (const std::string& name : t.images) {
+      if (!all.index.emplace(name, all.images.size()).second)
+        throw InputError(paths[f], "image '" + name + "' is in an earlier features file too");
+      all.images.push_back(name);
+    }
+    all.data.insert(all.data.end(), t.data.begin(), t.data.end());
+  }
+  return all;
+}
+
+std::string features_label(const std::vector<std::string>& paths) {
+  if (paths.size() == 1) return paths.front();
+  return paths.front() + " (and " + std::to_string(paths.size() - 1) + " more features files)";
 }
 
 void write_features(const std::string& path, const FeatureTable& t) {

@@ -24,6 +24,12 @@ struct FeatureTable {
 // Every tensor must be 1-D with the same non-zero length, else an InputError naming the tensor.
 // Rows are in the file's header order.
 FeatureTable read_features(const std::string& path);
+// Several files as one table (the shards of a `caption features --shard` job, say): rows in file
+// order, then each file's. They must have one dimension and no image twice, else an InputError
+// naming the file that breaks the rule.
+FeatureTable read_features(const std::vector<std::string>& paths);
+// Names several features files in an error about all of them: the first, and how many more.
+std::string features_label(const std::vector<std::string>& paths);
 // Writes F32 tensors in row order (atomic); the sizes must agree and the names be unique.
 void write_features(const std::string& path, const FeatureTable& t);
 // The same file with row i written by row(i, dst) into dst (dim floats) when the file reaches

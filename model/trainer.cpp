@@ -127,9 +127,9 @@ EncoderConfig adopt_encoder(const TrainOptions& opt, int feature_dim) {
   const ModelConfig source = load_model_config(config_path);
   if (!source.encoder) throw InputError(config_path, "has no \"encoder\" object (--encoder needs one)");
   if (source.encoder->feature_dim() != feature_dim)
-    throw InputError(opt.features, "features are " + std::to_string(feature_dim) + "-d but the encoder of " +
-                                       opt.encoder_dir + " gives " + std::to_string(source.encoder->feature_dim()) +
-                                       "-d");
+    throw InputError(features_label(opt.features), "features are " + std::to_string(feature_dim) +
+                                                       "-d but the encoder of " + opt.encoder_dir + " gives " +
+                                                       std::to_string(source.encoder->feature_dim()) + "-d");
   const std::string from = join_path(opt.encoder_dir, source.encoder->weights);
   const std::string to = join_path(opt.out, source.encoder->weights);
   std::error_code ec;
@@ -219,8 +219,9 @@ void train(const TrainOptions& opt, TrainObserver& obs) {
     config = load_model_config(join_path(opt.out, "config.json"));
     vocab = Vocabulary::load(join_path(opt.out, config.decoder.vocab));
     if (config.decoder.feature_dim != features.dim)
-      throw InputError(opt.features, "features are " + std::to_string(features.dim) + "-d, the checkpoint's model " +
-                                         std::to_string(config.decoder.feature_dim) + "-d");
+      throw InputError(features_label(opt.features), "features are " + std::to_string(features.dim) +
+                                                         "-d, the checkpoint's model " +
+                                                         std::to_string(config.decoder.feature_dim) + "-d");
   } else {
     std::unordered_set<std::string> train_set(train_images.begin(), train_images.end());
     std::vector<std::vector<std::string>> cleaned;
@@ -238,7 +239,7 @@ void train(const TrainOptions& opt, TrainObserver& obs) {
   const int max_len = config.decoder.max_len;
   CaptionDataset train_data = build_dataset(records, train_images, features, vocab, max_len);
   CaptionDataset val_data = build_dataset(records, val_images, features, vocab, max_len);
-  if (train_data.tokens.empty()) throw InputError(opt.features, "no features for any training image");
+  if (train_data.tokens.empty()) throw InputError(features_label(opt.features), "no features for any training image");
   obs.message("train: " + std::to_string(train_data.tokens.size()) + " captions of " +
               std::to_string(train_data.images) + " images; val: " + std::to_string(val_data.tokens.size()) +
               " captions of " + std::to_string(val_data.images) + " images" +

@@ -5,13 +5,15 @@
 // dropout masks only on (seed, step).
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "runtime/device.h"
 
 namespace caption {
 
 struct TrainOptions {
-  std::string captions, features, train_list, val_list, glove, out;
+  std::string captions, train_list, val_list, glove, out;
+  std::vector<std::string> features;  // one file, or the shards of one set
   std::string encoder_dir;  // a model dir whose encoder made `features`: copied into `out`
   int epochs = 10;
   int batch = 64;

@@ -165,6 +165,47 @@ TEST(Cli, ScoreAndDescribe) {
   }
 }
 
+// The shards of one features set, given together, are the set: train, score and describe give
+// the same bits as from the whole file. Shards of two dimensions, or an image in two shards,
+// are a one-line error naming the shard.
+TEST(Cli, ShardedFeaturesReadAsOne) {
+  CliData d;
+  const FeatureTable all = read_features(d.dir.path("features.safetensors"));
+  auto shard = [&](const std::string& name, size_t first, size_t count, int dim) {
+    FeatureTable t;
+    t.dim = dim;
+    for (size_t i = first; i < first + count; ++i) {
+      t.images.push_back(all.images[i]);
+      t.data.insert(t.data.end(), all.row(i), all.row(i) + dim);
+    }
+    write_features(d.dir.path(name), t);
+    return " " + d.dir.path(name);
+  };
+  const std::string whole = " " + d.dir.path("features.safetensors");
+  const std::string parts = shard("a.safetensors", 0, 5, 8) + shard("b.safetensors", 5, 7, 8);
+  auto train = [&](const std::string& out, const std::string& features) {
+    std::string args = d.train_args(out, 2);
+    args.replace(args.find(whole), whole.size(), features);
+    return run(args);
+  };
+  ASSERT_EQ(train("whole", whole).status, 0);
+  CliRun r = train("parts", parts);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(same_files(d.dir.path("whole/decoder.safetensors"), d.dir.path("parts/decoder.safetensors")));
+  const std::string model = " --model " + d.dir.path("whole") + " --device cpu";
+  for (const std::string cmd : {"score" + model + " --captions " + d.dir.path("captions.txt") + " --features",
+                                "describe" + model + " --beam 2 --features"}) {
+    const CliRun a = run(cmd + whole), b = run(cmd + parts);
+    ASSERT_EQ(a.status, 0) << a.output;
+    EXPECT_EQ(a.output, b.output) << cmd;
+  }
+  test::expect_one_line_error(run("score" + model + " --captions " + d.dir.path("captions.txt") + " --features" +
+                                  parts + shard("c.safetensors", 11, 1, 8)),
+                              "c.safetensors: image 'img11.jpg' is in an earlier features file too");
+  test::expect_one_line_error(run("describe" + model + " --features" + parts + shard("d.safetensors", 0, 1, 4)),
+                              "d.safetensors: features are 4-d");
+}
+
 TEST(Cli, NonFiniteLossStopsAndKeepsTheCheckpoint) {
   CliData d;
   ASSERT_EQ(run(d.train_args("m", 1)).status, 0);

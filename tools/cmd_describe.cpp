@@ -22,7 +22,8 @@ namespace caption::cli {
 namespace {
 
 struct Args {
-  std::string model = CAPTION_DEFAULT_MODEL, features, images, output, html, format = "jsonl", shard = "0/1";
+  std::string model = CAPTION_DEFAULT_MODEL, images, output, html, format = "jsonl", shard = "0/1";
+  std::vector<std::string> features;
   bool resume = false;
   std::vector<std::string> inputs;
   DecodeOptions decode;
@@ -119,11 +120,12 @@ int describe_images(const Args& a, const Shard& shard, LoadedModel& model, Capti
 
 int describe_features(const Args& a, const Shard& shard, LoadedModel& model, CaptionWriter& out, Progress& progress) {
   FeatureTable features = read_features(a.features);
-  check_features(features, a.features, model);
+  const std::string label = features_label(a.features);
+  check_features(features, label, model);
   if (!a.images.empty()) features = select_images(features, read_image_list(a.images), a.images);
-  if (shard.count > 1) features = select_images(features, take_shard(features.images, shard), a.features);
+  if (shard.count > 1) features = select_images(features, take_shard(features.images, shard), label);
   const auto todo = not_done(features.images, out, progress);
-  if (todo.size() < features.images.size()) features = select_images(features, todo, a.features);
+  if (todo.size() < features.images.size()) features = select_images(features, todo, label);
   const auto t0 = std::chrono::steady_clock::now();
   const size_t n = features.images.size();
   int decoder_batch = a.decode.batch;
@@ -151,7 +153,9 @@ Command add_describe(CLI::App& app) {
   a->decode.batch = a->run.batch;
   sub->add_option("--model", a->model, "model directory (default: the bundled flickr8k-resnet50c4)");
   sub->add_option("inputs", a->inputs, "image files, folders (recursive) and @list.txt files");
-  sub->add_option("--features", a->features, "precomputed image features (.safetensors) instead of images")
+  sub->add_option("--features", a->features,
+                  "precomputed image features (.safetensors) instead of images; several files, such as the "
+                  "shards of `caption features --shard`, are read as one")
       ->check(CLI::ExistingFile);
   sub->add_option("--images", a->images, "with --features: only these images (one name per line)")
       ->check(CLI::ExistingFile);

@@ -14,13 +14,18 @@ namespace caption::cli {
 Command add_score(CLI::App& app) {
   auto* sub = app.add_subcommand("score", "Mean token cross-entropy and perplexity of a model on captions");
   struct Args {
-    std::string model, features, captions, images;
+    std::string model, captions, images;
+    std::vector<std::string> features;
     DeviceOptions device;
     int batch = 64;
   };
   auto a = std::make_shared<Args>();
   sub->add_option("--model", a->model, "model directory")->required();
-  sub->add_option("--features", a->features, "image features (.safetensors)")->required()->check(CLI::ExistingFile);
+  sub->add_option("--features", a->features,
+                  "image features (.safetensors, one 1-D tensor per image; several files, such as the shards of "
+                  "`caption features --shard`, are read as one)")
+      ->required()
+      ->check(CLI::ExistingFile);
   sub->add_option("--captions", a->captions, "reference captions (Flickr8k token file or Kaggle CSV)")->required()->check(CLI::ExistingFile);
   sub->add_option("--images", a->images, "only the captions of these images (one name per line)")->check(CLI::ExistingFile);
   sub->add_option("--batch", a->batch, "captions per batch")->capture_default_str();
@@ -28,7 +33,7 @@ Command add_score(CLI::App& app) {
   return {sub, [a] {
             auto model = load_model(a->model, a->device.parse(), a->device.memory_limit_bytes());
             FeatureTable features = read_features(a->features);
-            check_features(features, a->features, model);
+            check_features(features, features_label(a->features), model);
             auto records = read_captions(a->captions);
             std::vector<std::string> images;
             if (!a->images.empty()) images = read_image_list(a->images);

@@ -58,7 +58,11 @@ Command add_train(CLI::App& app) {
   auto opt = std::make_shared<TrainOptions>();
   auto device = std::make_shared<DeviceOptions>();
   sub->add_option("--captions", opt->captions, "Flickr8k.token.txt or Kaggle captions.txt")->required()->check(CLI::ExistingFile);
-  sub->add_option("--features", opt->features, "image features (.safetensors, one 1-D tensor per image)")->required()->check(CLI::ExistingFile);
+  sub->add_option("--features", opt->features,
+                  "image features (.safetensors, one 1-D tensor per image; several files, such as the shards of "
+                  "`caption features --shard`, are read as one)")
+      ->required()
+      ->check(CLI::ExistingFile);
   sub->add_option("--train-list", opt->train_list, "training image names, one per line")->required()->check(CLI::ExistingFile);
   sub->add_option("--val-list", opt->val_list, "validation image names, one per line")->required()->check(CLI::ExistingFile);
   sub->add_option("--glove", opt->glove, "GloVe text file to initialise word embeddings")->check(CLI::ExistingFile);
