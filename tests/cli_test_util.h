@@ -11,7 +11,6 @@
 #include <filesystem>
 #include <string>
 #include <thread>
-#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -87,35 +86,45 @@ inline long rss_kb(pid_t pid) {
   return kb;
 }
 
-// Runs `caption ARGS` (output discarded, OpenBLAS and OpenMP on 2 threads) to the end, sampling
-// its resident size every few milliseconds. Returns {the size when started() first held, the
-// largest sample from then until done() holds}: how much a job grows while under way, which
-// neither start-up (libraries, weights: the whole run's peak) nor the libraries' teardown at
-// exit (15 MB more here) can mask. glibc's malloc runs with blocks of 64 KB and more mapped on
-// their own and the heap trimmed at every free: by default it keeps what start-up freed and
-// hands that out again, which hid even 8 MB held on purpose from the resident size.
-template <class Started, class Done>
-std::pair<long, long> rss_growth(const std::string& args, Started started, Done done) {
+// Runs `caption ARGS`, a job that builds `out` in "<out>.partial", to the end (output discarded,
+// OpenBLAS and OpenMP on 2 threads), sampling its resident size every few milliseconds, and
+// expects it to grow by less than 4 MB from when the partial file reaches start_bytes until
+// `out` appears: how much the job grows while under way, which neither start-up (libraries,
+// weights: the whole run's peak) nor the libraries' teardown at exit (15 MB more here) can mask.
+// glibc's malloc runs with blocks of 64 KB and more mapped on their own and the heap trimmed at
+// every free: by default it keeps what start-up freed and hands that out again, which hid even
+// 8 MB held on purpose from the resident size.
+inline void expect_flat_memory(const std::string& args, const std::string& out, uintmax_t start_bytes) {
   const std::string cmd = "MALLOC_MMAP_THRESHOLD_=65536 MALLOC_TRIM_THRESHOLD_=0 OPENBLAS_NUM_THREADS=2 "
                           "OMP_NUM_THREADS=2 exec " + std::string(CAPTION_BINARY) + " " +
                           args + " >/dev/null 2>&1";
   const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
   pid_t pid;
-  EXPECT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+  ASSERT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
   long at_start = -1, peak = -1;
   int status = 0;
   bool finished = false;
   while (waitpid(pid, &status, WNOHANG) == 0) {
     if (!finished) {
       const long now = rss_kb(pid);
-      if (at_start < 0 && started()) at_start = now;
-      finished = at_start >= 0 && done();
+      std::error_code ec;
+      if (at_start < 0 && std::filesystem::file_size(out + ".partial", ec) >= start_bytes && !ec) at_start = now;
+      finished = at_start >= 0 && std::filesystem::exists(out);
       if (at_start >= 0 && !finished) peak = std::max(peak, now);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << args;
-  return {at_start, peak};
+  ASSERT_GT(at_start, 0) << "the job ended before its partial file reached " << start_bytes << " bytes";
+  EXPECT_LT(peak - at_start, 4 * 1024) << "resident " << at_start << " KB when under way, up to " << peak
+                                       << " KB after";
+}
+
+// One of the example JPEGs.
+inline std::string example_image() {
+  for (const auto& e : std::filesystem::directory_iterator(kExamples))
+    if (e.path().extension() == ".jpg") return e.path().string();
+  return "";
 }
 
 // The bundled model with its encoder reading 32x32 images, in dir/model: memory tests run
