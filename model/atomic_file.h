@@ -2,6 +2,7 @@
 // Crash-safe file replacement: readers of `path` see either the old file or the whole new one.
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace caption {
 
@@ -39,7 +40,9 @@ class PartialFile {
   PartialFile(const PartialFile&) = delete;
   PartialFile& operator=(const PartialFile&) = delete;
 
-  const std::string& kept() const { return kept_; }  // the lines kept from the earlier run
+  // The lines kept from the earlier run, handed over once: a caller parses them and
+  // the file does not hold them for the rest of a long job (a features job's are rows).
+  std::string take_kept() { return std::exchange(kept_, {}); }
   bool empty() const { return empty_; }
   void append(std::string_view bytes);
   void sync();

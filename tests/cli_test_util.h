@@ -45,15 +45,22 @@ inline CliRun run_cli(const std::string& args, int timeout_s = 0) {
   return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
 }
 
+// Starts `caption ARGS` in the background, its output discarded, with `env` ("NAME=value ...")
+// added to the environment; exec makes the shell the process itself. Returns its pid, or -1.
+inline pid_t spawn_cli(const std::string& args, const std::string& env = "") {
+  const std::string cmd = env + " exec " + std::string(CAPTION_BINARY) + " " + args + " >/dev/null 2>&1";
+  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+  pid_t pid;
+  return posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ) == 0 ? pid : -1;
+}
+
 // Starts `caption ARGS` (its output discarded), waits until ready() holds (2 minutes at the
 // most), then kills it with SIGKILL. True when the kill is what ended it, i.e. the run was still
 // going when ready() came true.
 template <class Ready>
 bool kill_cli_when(const std::string& args, Ready ready) {
-  const std::string cmd = "exec " + std::string(CAPTION_BINARY) + " " + args + " >/dev/null 2>&1";
-  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
-  pid_t pid;
-  if (posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ) != 0) return false;
+  const pid_t pid = spawn_cli(args);
+  if (pid < 0) return false;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (!ready() && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -96,12 +103,9 @@ inline long rss_kb(pid_t pid) {
 // every free: by default it keeps what start-up freed and hands that out again, which hid even
 // 8 MB held on purpose from the resident size.
 inline void expect_flat_memory(const std::string& args, const std::string& out, uintmax_t start_bytes) {
-  const std::string cmd = "MALLOC_MMAP_THRESHOLD_=65536 MALLOC_TRIM_THRESHOLD_=0 OPENBLAS_NUM_THREADS=2 "
-                          "OMP_NUM_THREADS=2 exec " + std::string(CAPTION_BINARY) + " " +
-                          args + " >/dev/null 2>&1";
-  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
-  pid_t pid;
-  ASSERT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+  const pid_t pid =
+      spawn_cli(args, "MALLOC_MMAP_THRESHOLD_=65536 MALLOC_TRIM_THRESHOLD_=0 OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2");
+  ASSERT_GT(pid, 0);
   long at_start = -1, peak = -1;
   int status = 0;
   bool finished = false;

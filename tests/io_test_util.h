@@ -46,6 +46,14 @@ inline std::string read_bytes(const std::string& path) {
   return ss.str();
 }
 
+// The lines of a text, without their newlines.
+inline std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
 // Passes when two byte strings (whole files, say) are equal; otherwise says where they first
 // differ instead of printing both, which for a checkpoint is megabytes of binary.
 inline ::testing::AssertionResult same_bytes(const std::string& a, const std::string& b) {

@@ -88,14 +88,15 @@ TEST(PartialFile, KeepsCompleteLinesAndCommits) {
   EXPECT_EQ(test::read_bytes(partial), "one\ntwo\nthr");
   {
     PartialFile f(path, true);
-    EXPECT_EQ(f.kept(), "one\ntwo\n");
+    EXPECT_EQ(f.take_kept(), "one\ntwo\n");
+    EXPECT_EQ(f.take_kept(), "");  // handed over once
     f.append("three\n");
     f.commit();
   }
   EXPECT_EQ(test::read_bytes(path), "one\ntwo\nthree\n");
   EXPECT_EQ(entries(dir.dir()), 1u);
   PartialFile fresh(path, false);  // without resume an old partial file is not read
-  EXPECT_EQ(fresh.kept(), "");
+  EXPECT_EQ(fresh.take_kept(), "");
 }
 
 // discard() is for jobs whose result went elsewhere: the partial file goes, kept lines and all,
@@ -109,7 +110,7 @@ TEST(PartialFile, DiscardRemovesIt) {
     f.sync();
   }
   PartialFile f(path, true);
-  EXPECT_EQ(f.kept(), "row\n");
+  EXPECT_EQ(f.take_kept(), "row\n");
   f.discard();
   EXPECT_EQ(entries(dir.dir()), 0u);
 }

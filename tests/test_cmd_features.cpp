@@ -2,7 +2,6 @@
 // resumes from its partial file and ends with the same features file as an uninterrupted run,
 // and memory does not grow with the number of images.
 #include <filesystem>
-#include <sstream>
 
 #include "model/features.h"
 #include "tests/cli_test_util.h"
@@ -17,13 +16,6 @@ using test::kExamples;
 using test::kModel;
 using test::have_images;
 
-size_t line_count(const std::string& text) {
-  std::istringstream in(text);
-  size_t n = 0;
-  for (std::string l; std::getline(in, l);) ++n;
-  return n;
-}
-
 // Killed once at least two batches of one image are in: the partial file holds their rows
 // (synced per batch) and the features file does not exist. --resume keeps those rows, encodes
 // the rest (a line cut by the kill is dropped) and writes the same bytes as a run that was
@@ -36,12 +28,12 @@ TEST(FeaturesCommand, ResumesAfterSigkill) {
   ASSERT_EQ(full.status, 0) << full.output;
   EXPECT_FALSE(fs::exists(dir.path("full.safetensors.partial")));
   const std::string out = dir.path("killed.safetensors"), partial = out + ".partial";
-  ASSERT_TRUE(test::kill_cli_when(base + out, [&] { return line_count(test::read_bytes(partial)) >= 2; }))
+  ASSERT_TRUE(test::kill_cli_when(base + out, [&] { return test::lines(test::read_bytes(partial)).size() >= 2; }))
       << "the run ended before the kill";
   EXPECT_FALSE(fs::exists(out));
   std::string kept = test::read_bytes(partial);
   kept.resize(kept.rfind('\n') + 1);
-  const size_t n = line_count(kept);
+  const size_t n = test::lines(kept).size();
   ASSERT_GE(n, 2u);
   test::write_bytes(partial, kept + "{\"image\": \"cut");
   test::expect_resume_completes(base + out, out, n, 6, dir.path("full.safetensors"));

@@ -23,9 +23,9 @@ CaptionWriter::CaptionWriter(const std::string& output, CaptionFormat format, bo
     : format_(format), with_path_(with_path) {
   if (!output.empty()) {
     file_ = std::make_unique<PartialFile>(output, resume);
-    keep(file_->kept(), output + ".partial");
+    keep(file_->take_kept(), output + ".partial");
   }
-  if (format_ == CaptionFormat::Csv && count_ == 0 && (!file_ || file_->kept().empty()))
+  if (format_ == CaptionFormat::Csv && count_ == 0 && (!file_ || file_->empty()))
     pending_ = std::string(csv_header()) + "\n";
 }
 

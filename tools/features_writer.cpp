@@ -40,7 +40,7 @@ Record parse_record(const std::string& line, size_t line_no, int dim, const std:
 
 FeaturesWriter::FeaturesWriter(const std::string& output, int dim, bool resume)
     : output_(output), partial_path_(output + ".partial"), dim_(dim), file_(output, resume) {
-  const std::string& lines = file_.kept();
+  const std::string lines = file_.take_kept();
   size_t line_no = 0;
   for (size_t at = 0; at < lines.size();) {
     const size_t end = lines.find('\n', at);

@@ -4,7 +4,9 @@
 // base64 of the path's bytes, "f32": base64 of the little-endian F32 row}. commit() writes the
 // safetensors file from that partial file (atomically, rows in the order they came, one row in
 // memory at a time) and then removes it. A job that fails or is killed leaves no features
-// file, only the partial one (when it holds rows), from which a rerun with `resume` continues.
+// file, only the partial one (when it holds rows), from which a rerun with `resume` continues:
+// it reads the kept lines once, at the start (as much memory as the partial file, briefly),
+// and keeps only their names and paths.
 #include <string>
 #include <unordered_set>
 #include <vector>
