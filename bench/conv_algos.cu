@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "bench/conv_classes.h"
+#include "kernels/conv2d_cudnn.h"
 #include "kernels/element.cuh"
 #include "runtime/context.h"
 #include "runtime/cuda_check.h"
@@ -55,43 +56,6 @@ struct DeviceBuffer {
   ~DeviceBuffer() { cudaFree(p); }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
-
-// Descriptors for one class in one layout and precision.
-struct Descriptors {
-  cudnnTensorDescriptor_t x{}, y{}, bias{};
-  cudnnFilterDescriptor_t w{};
-  cudnnConvolutionDescriptor_t conv{};
-  cudnnActivationDescriptor_t act{};
-  Descriptors(const ConvClass& c, cudnnTensorFormat_t format, bool bf16) {
-    const ConvShape& s = c.shape;
-    CUDNN_CHECK_THROW(cudnnCreateTensorDescriptor(&x));
-    CUDNN_CHECK_THROW(cudnnCreateTensorDescriptor(&y));
-    CUDNN_CHECK_THROW(cudnnCreateTensorDescriptor(&bias));
-    CUDNN_CHECK_THROW(cudnnCreateFilterDescriptor(&w));
-    CUDNN_CHECK_THROW(cudnnCreateConvolutionDescriptor(&conv));
-    CUDNN_CHECK_THROW(cudnnCreateActivationDescriptor(&act));
-    const cudnnDataType_t type = bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
-    CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(x, format, type, s.N, s.C, s.H, s.W));
-    CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(y, format, type, s.N, s.K, s.P(), s.Q()));
-    CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(bias, CUDNN_TENSOR_NCHW, type, 1, s.K, 1, 1));
-    CUDNN_CHECK_THROW(cudnnSetFilter4dDescriptor(w, type, format, s.K, s.C, s.R, s.S));
-    CUDNN_CHECK_THROW(cudnnSetConvolution2dDescriptor(conv, s.pad, s.pad, s.stride, s.stride, 1, 1,
-                                                      CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    CUDNN_CHECK_THROW(cudnnSetConvolutionMathType(conv, bf16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
-    CUDNN_CHECK_THROW(cudnnSetActivationDescriptor(
-        act, c.relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY, CUDNN_NOT_PROPAGATE_NAN, 0.0));
-  }
-  ~Descriptors() {
-    cudnnDestroyTensorDescriptor(x);
-    cudnnDestroyTensorDescriptor(y);
-    cudnnDestroyTensorDescriptor(bias);
-    cudnnDestroyFilterDescriptor(w);
-    cudnnDestroyConvolutionDescriptor(conv);
-    cudnnDestroyActivationDescriptor(act);
-  }
-  Descriptors(const Descriptors&) = delete;
-  Descriptors& operator=(const Descriptors&) = delete;
 };
 
 // Median microseconds of 10 calls of `call` after 2 warm-ups, or a negative value when a call
@@ -140,7 +104,8 @@ void sweep(const Exec& ex, const ConvClass& c, Layout layout, bool bf16) {
   DeviceBuffer x(size_t(s.N) * s.H * s.W * s.C, 1, bf16), w(size_t(s.K) * s.C * s.R * s.S, 2, bf16),
       bias(s.K, 3, bf16), bias32(s.K, 3), y(out, 4, bf16), z(out, 5, bf16), ws(kMaxWorkspace / sizeof(float), 6);
   CUDA_CHECK_THROW(cudaDeviceSynchronize());  // the fills ran on the default stream, the calls run on ex.stream
-  Descriptors d(c, layout == Layout::NCHW ? CUDNN_TENSOR_NCHW : CUDNN_TENSOR_NHWC, bf16);
+  cuda::ConvDescriptors d(s, layout, bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT, c.relu);
+  CUDNN_CHECK_THROW(cudnnSetConvolutionMathType(d.conv, bf16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
   const float one = 1.f, zero = 0.f, alpha2 = c.residual ? 1.f : 0.f;
   cudnnHandle_t dnn = ex.dnn;
   cudaStream_t stream = ex.stream;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/conv2d.h"
+#include "kernels/conv2d_cudnn.h"
 #include "kernels/element.cuh"
 #include "runtime/context.h"
 #include "runtime/cuda_check.h"
@@ -102,24 +103,10 @@ void bias_act(const Exec& ex, const ConvShape& s, const Call& c) {
 
 // Everything cuDNN needs for one (shape, flags): descriptors, and the chosen algorithm with its
 // math type (set on `conv`), workspace size, and whether the fused bias+activation call runs it.
-struct Plan {
-  cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
-  cudnnFilterDescriptor_t w = nullptr;
-  cudnnConvolutionDescriptor_t conv = nullptr;
-  cudnnActivationDescriptor_t act = nullptr;
+struct Plan : ConvDescriptors {
   ConvChoice choice{CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, false, 0};
 
-  Plan() = default;
-  Plan(const Plan&) = delete;
-  Plan& operator=(const Plan&) = delete;
-  ~Plan() {
-    if (x) cudnnDestroyTensorDescriptor(x);
-    if (y) cudnnDestroyTensorDescriptor(y);
-    if (bias) cudnnDestroyTensorDescriptor(bias);
-    if (w) cudnnDestroyFilterDescriptor(w);
-    if (conv) cudnnDestroyConvolutionDescriptor(conv);
-    if (act) cudnnDestroyActivationDescriptor(act);
-  }
+  Plan(const ConvShape& s, const Call& c) : ConvDescriptors(s, c.layout, c.data_type(), c.relu) {}
   void choose(const ConvChoice& c, cudnnMathType_t math) {
     choice = c;
     CUDNN_CHECK_THROW(cudnnSetConvolutionMathType(conv, math));
@@ -175,27 +162,6 @@ cudnnStatus_t run(const Exec& ex, const Plan& plan, const ConvShape& s, const Ca
 bool unsupported(cudnnStatus_t st) {
   const int category = CUDNN_STATUS_CATEGORY(st);
   return category == CUDNN_STATUS_NOT_SUPPORTED || category == CUDNN_STATUS_BAD_PARAM;
-}
-
-void describe(Plan& plan, const ConvShape& s, const Call& c) {
-  CUDNN_CHECK_THROW(cudnnCreateTensorDescriptor(&plan.x));
-  CUDNN_CHECK_THROW(cudnnCreateTensorDescriptor(&plan.y));
-  CUDNN_CHECK_THROW(cudnnCreateTensorDescriptor(&plan.bias));
-  CUDNN_CHECK_THROW(cudnnCreateFilterDescriptor(&plan.w));
-  CUDNN_CHECK_THROW(cudnnCreateConvolutionDescriptor(&plan.conv));
-  CUDNN_CHECK_THROW(cudnnCreateActivationDescriptor(&plan.act));
-  const cudnnTensorFormat_t format = c.layout == Layout::NCHW ? CUDNN_TENSOR_NCHW : CUDNN_TENSOR_NHWC;
-  const cudnnDataType_t type = c.data_type();
-  CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(plan.x, format, type, s.N, s.C, s.H, s.W));
-  CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(plan.y, format, type, s.N, s.K, s.P(), s.Q()));
-  CUDNN_CHECK_THROW(cudnnSetTensor4dDescriptor(plan.bias, CUDNN_TENSOR_NCHW, type, 1, s.K, 1, 1));
-  // The filter format names the memory order: NHWC is KRSC, NCHW is KCRS.
-  CUDNN_CHECK_THROW(cudnnSetFilter4dDescriptor(plan.w, type, format, s.K, s.C, s.R, s.S));
-  // Products accumulate in FP32 in both precisions.
-  CUDNN_CHECK_THROW(cudnnSetConvolution2dDescriptor(plan.conv, s.pad, s.pad, s.stride, s.stride, 1, 1,
-                                                    CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-  CUDNN_CHECK_THROW(cudnnSetActivationDescriptor(
-      plan.act, c.relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY, CUDNN_NOT_PROPAGATE_NAN, 0.0));
 }
 
 struct Candidate {
@@ -256,8 +222,7 @@ float fastest_ms(const Exec& ex, const Plan& plan, const ConvShape& s, const Cal
 // Timed: every candidate that runs is timed and the fastest is run once more, last, so that y
 // is its result.
 std::unique_ptr<Plan> make_plan(const Exec& ex, const ConvShape& s, const Call& c) {
-  auto plan = std::make_unique<Plan>();
-  describe(*plan, s, c);
+  auto plan = std::make_unique<Plan>(s, c);
   const Candidate* best = nullptr;
   float best_ms = 0;
   const std::vector<Candidate> all = candidates(ex, *plan, c);
