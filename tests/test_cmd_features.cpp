@@ -57,6 +57,23 @@ TEST(FeaturesCommand, ResumeRefusesForeignPartialFiles) {
   }
 }
 
+// A batch larger than the memory limit allows is encoded in smaller pieces: the same features
+// file, and a note says so.
+TEST(FeaturesCommand, BatchOverTheMemoryLimitIsSplit) {
+  if (!have_images()) GTEST_SKIP() << "no image support in this build";
+  test::ScratchDir dir;
+  const std::string base = "features --model " + kModel + " " + kExamples + " --device cpu --batch 6 --output ";
+  const auto whole = run_cli(base + dir.path("whole.safetensors"));
+  ASSERT_EQ(whole.status, 0) << whole.output;
+  EXPECT_EQ(whole.output.find("did not fit"), std::string::npos) << whole.output;
+  // The encoder's F32 weights take ~34 MiB and each 224x224 image ~17 MiB of activations.
+  const auto split = run_cli(base + dir.path("split.safetensors") + " --memory-limit 80");
+  ASSERT_EQ(split.status, 0) << split.output;
+  EXPECT_NE(split.output.find("did not fit in device memory; going on with encoder batches of"), std::string::npos)
+      << split.output;
+  EXPECT_EQ(test::read_bytes(dir.path("split.safetensors")), test::read_bytes(dir.path("whole.safetensors")));
+}
+
 // Rows live in the partial file, not in memory, and go into the features file one at a time:
 // from a tenth of a 2000-image job to its end, resident memory grows by less than 4 MB (holding
 // the 1800 1024-d rows of that stretch would take 7 MB). The images are links to one example

@@ -44,15 +44,6 @@ std::vector<std::string> captions_of(LoadedModel& model, const float* rows, int 
   return out;
 }
 
-// Says once that batches were split because device memory ran short.
-void note_split(Progress& progress, int asked, int encoder_batch, int decoder_batch, bool& noted) {
-  if (noted || (encoder_batch >= asked && decoder_batch >= asked)) return;
-  progress.line("note: a batch of " + std::to_string(asked) + " images did not fit in device memory; going on with " +
-                "encoder batches of " + std::to_string(encoder_batch) + " and decoder batches of " +
-                std::to_string(decoder_batch) + " (the captions are the same)");
-  noted = true;
-}
-
 // The inputs a resumed job still has to caption (keys: paths, or image names for features).
 std::vector<std::string> not_done(const std::vector<std::string>& keys, const CaptionWriter& out, Progress& progress) {
   std::vector<std::string> todo;

@@ -54,10 +54,12 @@ Command add_features(CLI::App& app) {
                             std::to_string(paths.size()) + " already encoded in the partial output");
             FailedImages failed(todo.size(), progress);
             size_t done = 0;  // images encoded or failed in this run
+            bool noted = false;
             const auto t0 = std::chrono::steady_clock::now();
             encode_images(
                 *encoder, todo, a->run.batch, a->run.threads,
                 [&](const EncodedBatch& b) {
+                  note_split(progress, a->run.batch, b.encoder_batch, 0, noted);
                   for (size_t k = 0; k < b.indices.size(); ++k) {
                     const std::string& path = todo[b.indices[k]];
                     const std::string name = std::filesystem::path(path).filename().string();

@@ -61,4 +61,13 @@ void FailedImages::summary() const {
                    " images could not be read (see the warnings above)");
 }
 
+void note_split(Progress& progress, int asked, int encoder_batch, int decoder_batch, bool& noted) {
+  if (noted || (encoder_batch >= asked && (decoder_batch == 0 || decoder_batch >= asked))) return;
+  std::string pieces = "encoder batches of " + std::to_string(encoder_batch);
+  if (decoder_batch > 0) pieces += " and decoder batches of " + std::to_string(decoder_batch);
+  progress.line("note: a batch of " + std::to_string(asked) + " images did not fit in device memory; going on with " +
+                pieces + " (the results are the same)");
+  noted = true;
+}
+
 }  // namespace caption::cli

@@ -43,4 +43,8 @@ class FailedImages {
   std::string only_error_;
 };
 
+// Says once (`noted`) that batches of `asked` images were split because device memory ran short
+// (decoder_batch 0: a job without a decoder).
+void note_split(Progress& progress, int asked, int encoder_batch, int decoder_batch, bool& noted);
+
 }  // namespace caption::cli
