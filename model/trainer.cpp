@@ -1,6 +1,7 @@
 #include "model/trainer.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -60,13 +61,22 @@ Checkpoint load_checkpoint(const std::string& path, size_t num_params, uint64_t 
     if (it == file.metadata.end()) throw InputError(path, "checkpoint metadata lacks '" + key + "'");
     return it->second;
   };
+  // The whole value must be a number of the field's type ("inf" and "nan" too for the loss).
+  auto number = [&](const std::string& key, auto value) {
+    const std::string text = meta(key);
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size())
+      throw InputError(path, "checkpoint metadata '" + key + "' is not a number of its kind: '" + text + "'");
+    return value;
+  };
   if (meta("format") != "caption-checkpoint/1") throw InputError(path, "not a caption checkpoint");
-  if (std::stoull(meta("seed")) != seed)
+  if (number("seed", uint64_t()) != seed)
     throw InputError(path, "checkpoint was made with --seed " + meta("seed") + "; resume with the same seed");
   Checkpoint c;
-  c.epoch = std::stoi(meta("epoch"));
-  c.step = std::stoull(meta("step"));
-  c.best_val = std::stod(meta("best_val_loss"));
+  c.epoch = number("epoch", int());
+  c.step = number("step", uint64_t());
+  c.best_val = number("best_val_loss", double());
+  if (c.epoch < 0) throw InputError(path, "checkpoint metadata 'epoch' is negative");
   for (auto [name, dst] : {std::pair{"params", &c.params}, {"adam.m", &c.m}, {"adam.v", &c.v}}) {
     auto it = file.tensors.find(name);
     if (it == file.tensors.end() || it->second.data.size() != num_params)
@@ -105,7 +115,8 @@ std::vector<std::string> read_metrics(const std::string& path, int epochs) {
   std::ifstream in(path);
   for (std::string line; std::getline(in, line);) {
     auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.value("epoch", 0) <= epochs) lines.push_back(line);
+    if (j.is_object() && j.contains("epoch") && j["epoch"].is_number_integer() && j["epoch"].get<int64_t>() <= epochs)
+      lines.push_back(line);
   }
   return lines;
 }
@@ -317,16 +328,18 @@ void train(const TrainOptions& opt, TrainObserver& obs) {
     ck.params = std::move(params);
     ck.m = std::move(moment1);
     ck.v = std::move(moment2);
-    // Checkpoint first: the model files and metrics are derived from it.
+    // The checkpoint last: a run killed before it resumes from the one before and runs this
+    // epoch again, rewriting the model files and the metrics line; a checkpoint written before
+    // them would resume past them, and a kill in between would lose this epoch's best weights.
     std::error_code ec;
     std::filesystem::create_directories(opt.out, ec);
     if (ec) throw InputError(opt.out, "cannot create directory: " + ec.message());
-    save_checkpoint(ckpt_path, ck, opt.seed);
     if (em.best) save_model_dir(opt.out, config, vocab, dec.state_dict());
     metrics_lines.push_back(metrics_json(em).dump());
     std::string text;
     for (const auto& l : metrics_lines) text += l + "\n";
     write_file_atomic(metrics_path, text);
+    save_checkpoint(ckpt_path, ck, opt.seed);
     obs.epoch(em);
   }
 }

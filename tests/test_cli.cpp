@@ -20,6 +20,12 @@ using test::CliRun;
 using test::expect_one_line_error;
 CliRun run(const std::string& args) { return test::run_cli(args); }
 
+// A failed train run: its error is the last line (train reports its data set before it starts).
+std::string last_line_of_failed(const CliRun& r) {
+  EXPECT_NE(r.status, 0);
+  return r.output.substr(r.output.rfind('\n', r.output.size() - 2) + 1);
+}
+
 ::testing::AssertionResult same_files(const std::string& a, const std::string& b) {
   return test::same_bytes(test::read_bytes(a), test::read_bytes(b));
 }
@@ -121,6 +127,38 @@ TEST(Cli, SurvivesSigkillMidEpochAndResumesBitExactly) {
   EXPECT_EQ(losses("full"), losses("killed"));
 }
 
+// An epoch's model files and metrics line are written before its checkpoint, so a run stopped
+// in between resumes from the checkpoint before and writes them again: the checkpoint is never
+// ahead of them. Here the checkpoint cannot be written (a folder is in its place).
+TEST(Cli, CheckpointIsWrittenAfterTheModelFilesAndMetrics) {
+  CliData d;
+  std::filesystem::create_directories(d.dir.path("m/checkpoint.safetensors"));
+  const CliRun r = run(d.train_args("m", 2));
+  EXPECT_NE(last_line_of_failed(r).find("checkpoint.safetensors: cannot replace file"), std::string::npos) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(d.dir.path("m/decoder.safetensors")));
+  EXPECT_EQ(test::lines(test::read_bytes(d.dir.path("m/metrics.jsonl"))).size(), 1u);
+}
+
+// Checkpoint metadata that is not a number of its kind is refused, naming the file and the key.
+TEST(Cli, ResumeRefusesMalformedCheckpointMetadata) {
+  CliData d;
+  ASSERT_EQ(run(d.train_args("m", 1)).status, 0);
+  const std::string ckpt = d.dir.path("m/checkpoint.safetensors");
+  const auto good = read_safetensors(ckpt);
+  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+           {"epoch", "-1"}, {"epoch", "1x"}, {"step", "-3"}, {"seed", ""}, {"best_val_loss", "low"}}) {
+    SCOPED_TRACE(key + "=" + value);
+    auto meta = good.metadata;
+    meta[key] = value;
+    std::vector<std::pair<std::string, const Tensor*>> tensors;
+    for (const auto& [name, t] : good.tensors) tensors.emplace_back(name, &t);
+    write_safetensors(ckpt, tensors, meta);
+    const CliRun r = run(d.train_args("m", 2) + " --resume");
+    EXPECT_NE(last_line_of_failed(r).find("checkpoint.safetensors: checkpoint metadata '" + key + "'"), std::string::npos)
+        << r.output;
+  }
+}
+
 TEST(Cli, ScoreAndDescribe) {
   CliData d;
   ASSERT_EQ(run(d.train_args("m", 20)).status, 0);
@@ -214,8 +252,7 @@ TEST(Cli, TrainNamesABatchSizeThatFitsTheMemoryLimit) {
     if (r.status == 0) break;
     const size_t at = r.output.find("--batch ");
     if (at == std::string::npos) continue;  // the model alone does not fit yet
-    // The error is the last line (train reports its data set before it starts).
-    const std::string last = r.output.substr(r.output.rfind('\n', r.output.size() - 2) + 1);
+    const std::string last = last_line_of_failed(r);
     EXPECT_NE(last.find("error: out of cpu memory"), std::string::npos) << r.output;
     EXPECT_NE(last.find("--memory-limit " + std::to_string(mib) + " MiB"), std::string::npos) << r.output;
     const int fits = std::stoi(r.output.substr(at + 8));
