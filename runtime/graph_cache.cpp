@@ -32,14 +32,22 @@ void GraphCache::run(const Key& key, const std::function<void()>& work) {
   auto it = graphs_.find(key);
   if (it == graphs_.end()) {
     if (graphs_.size() >= kMaxGraphs) clear();
+    // Out of memory while capturing (only under a memory limit): the pool does not give back
+    // other arenas' free memory while capturing, so that goes back first; then the other
+    // graphs' scratch too; and if even then no graph fits, this run goes without one (its ops
+    // alone need no more than without graphs).
     CUgraphExec_st* exec = nullptr;
-    try {
-      exec = capture(work);
-    } catch (const OutOfMemory&) {
-      // The pool does not give back other arenas' free memory while capturing: give it back
-      // now and try once more.
-      ctx_.pool().release_unused();
-      exec = capture(work);
+    for (int attempt = 0; !exec; ++attempt) {
+      try {
+        exec = capture(work);
+      } catch (const OutOfMemory&) {
+        if (attempt == 2) {
+          work();
+          return;
+        }
+        if (attempt == 1) clear();
+        ctx_.pool().release_unused();
+      }
     }
     it = graphs_.emplace(key, exec).first;
     ++captures_;

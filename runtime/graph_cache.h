@@ -30,6 +30,8 @@ class GraphCache {
   // `work` is called every time. On CUDA the first run of a key captures it; later runs launch
   // the captured graph instead. Scratch memory that the ops take while being captured comes
   // from a pool arena of this cache's (MemoryPool::redirect) and stays theirs until clear().
+  // A capture that runs out of memory drops the other graphs and, failing again, runs `work`
+  // without a graph.
   void run(const Key& key, const std::function<void()>& work);
   // Drops every graph (their buffers are about to be freed or replaced) and their scratch.
   void clear();
