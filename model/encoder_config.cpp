@@ -1,5 +1,8 @@
 #include "model/encoder_config.h"
 
+#include <cmath>
+
+#include "model/json_fields.h"
 #include "runtime/error.h"
 
 namespace caption {
@@ -23,11 +26,11 @@ EncoderConfig parse_encoder_config(const nlohmann::json& j, const std::string& p
   EncoderConfig c;
   c.arch = get<std::string>(j, "arch", c.arch, path);
   if (c.arch != "resnet50") throw InputError(path, "encoder.arch: only \"resnet50\" is supported, found \"" + c.arch + "\"");
-  c.stages = get<int>(j, "stages", c.stages, path);
-  if (c.stages != 4 && c.stages != 5) throw InputError(path, "encoder.stages: expected 4 or 5");
+  if (j.contains("stages")) c.stages = json_int(j["stages"], path, "encoder.stages", 4, 5);
   c.stride_in_1x1 = get<bool>(j, "stride_in_1x1", c.stride_in_1x1, path);
-  c.bn_eps = get<float>(j, "bn_eps", c.bn_eps, path);
-  if (!(c.bn_eps > 0)) throw InputError(path, "encoder.bn_eps: expected a positive number");
+  if (j.contains("bn_eps")) c.bn_eps = float(json_number(j["bn_eps"], path, "encoder.bn_eps"));
+  if (!(c.bn_eps > 0) || !std::isfinite(c.bn_eps))
+    throw InputError(path, "encoder.bn_eps: expected a positive number that a float holds");
   std::string pre = get<std::string>(j, "preprocess", c.preprocess == Normalization::Caffe ? "caffe" : "torch", path);
   if (pre != "caffe" && pre != "torch") throw InputError(path, "encoder.preprocess: expected \"caffe\" or \"torch\"");
   c.preprocess = pre == "caffe" ? Normalization::Caffe : Normalization::Torch;
@@ -35,8 +38,7 @@ EncoderConfig parse_encoder_config(const nlohmann::json& j, const std::string& p
   if (resize != "squash" && resize != "center-crop")
     throw InputError(path, "encoder.resize: expected \"squash\" or \"center-crop\"");
   c.resize = resize == "squash" ? ResizeMode::Squash : ResizeMode::CenterCrop;
-  c.image_size = get<int>(j, "image_size", c.image_size, path);
-  if (c.image_size < 32 || c.image_size > 4096) throw InputError(path, "encoder.image_size: expected 32..4096");
+  if (j.contains("image_size")) c.image_size = json_int(j["image_size"], path, "encoder.image_size", 32, 4096);
   c.weights = get<std::string>(j, "weights", c.weights, path);
   if (c.weights.empty()) throw InputError(path, "encoder.weights: expected a file name");
   return c;

@@ -5,6 +5,7 @@
 #include <climits>
 
 #include "model/atomic_file.h"
+#include "model/json_fields.h"
 #include "model/read_file.h"
 #include "runtime/error.h"
 
@@ -18,14 +19,7 @@ constexpr const char* kFormat = "caption-model/1";
 // Reads decoder.<key> into `out` when present; `lo` is the smallest valid value.
 void read_int(const std::string& path, const json& dec, const char* key, int lo, int& out) {
   auto it = dec.find(key);
-  if (it == dec.end()) return;
-  int64_t v = INT64_MIN;  // non-integers stay out of range
-  if (it->is_number_unsigned()) v = int64_t(std::min<uint64_t>(it->get<uint64_t>(), uint64_t(INT64_MAX)));
-  else if (it->is_number_integer()) v = it->get<int64_t>();
-  if (v < lo || v > INT_MAX)
-    throw InputError(path, std::string("decoder.") + key + ": expected an integer >= " + std::to_string(lo) +
-                               ", found " + it->dump());
-  out = int(v);
+  if (it != dec.end()) out = json_int(*it, path, std::string("decoder.") + key, lo, INT_MAX);
 }
 
 void read_string(const std::string& path, const json& dec, const char* key, std::string& out) {

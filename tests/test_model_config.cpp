@@ -1,5 +1,7 @@
 #include "model/model_config.h"
 
+#include "model/encoder_config.h"
+
 #include "tests/io_test_util.h"
 
 namespace caption {
@@ -79,6 +81,28 @@ TEST(ModelConfig, SaveKeepsUnknownKeys) {
   ModelConfig e = load_model_config(path);
   EXPECT_EQ(e.decoder.feature_dim, 2048);
   EXPECT_EQ(e.decoder.max_len, 40);
+}
+
+// The encoder object's fields: integers must be integers in range (not 224.9, not 2^32 + 5,
+// which a plain conversion would read as 224 and 5), bn_eps a positive number a float holds.
+TEST(EncoderConfig, ErrorsNameTheKey) {
+  auto bad = [](const std::string& fields, const std::string& key) {
+    const auto j = nlohmann::json::parse("{\"weights\": \"e.safetensors\"" + fields + "}");
+    return throws_input_error([&] { parse_encoder_config(j, "m/config.json"); }, {"m/config.json", key});
+  };
+  EXPECT_TRUE(bad(R"(, "stages": 4294967301)", "encoder.stages"));
+  EXPECT_TRUE(bad(R"(, "stages": 4.5)", "encoder.stages"));
+  EXPECT_TRUE(bad(R"(, "stages": 3)", "encoder.stages"));
+  EXPECT_TRUE(bad(R"(, "image_size": 224.9)", "encoder.image_size"));
+  EXPECT_TRUE(bad(R"(, "image_size": 8192)", "encoder.image_size"));
+  EXPECT_TRUE(bad(R"(, "bn_eps": 1e300)", "encoder.bn_eps"));
+  EXPECT_TRUE(bad(R"(, "bn_eps": 0)", "encoder.bn_eps"));
+  EXPECT_TRUE(bad(R"(, "bn_eps": "small")", "encoder.bn_eps"));
+  EXPECT_TRUE(bad(R"(, "arch": "vgg16")", "encoder.arch"));
+  const auto c = parse_encoder_config(nlohmann::json::parse(R"({"stages": 5, "image_size": 256, "bn_eps": 1e-3})"), "c");
+  EXPECT_EQ(c.stages, 5);
+  EXPECT_EQ(c.image_size, 256);
+  EXPECT_FLOAT_EQ(c.bn_eps, 1e-3f);
 }
 
 }  // namespace
