@@ -68,6 +68,11 @@ TEST(Cli, TrainWritesModelMetricsAndCheckpoint) {
   ASSERT_EQ(r.status, 0) << r.output;
   for (auto f : {"config.json", "vocab.txt", "decoder.safetensors", "checkpoint.safetensors", "metrics.jsonl", "loss.png"})
     EXPECT_TRUE(std::filesystem::exists(d.dir.path("m/") + f)) << f;
+  // A whole PNG: the signature, then chunks up to IEND and nothing after it.
+  const std::string png = test::read_bytes(d.dir.path("m/loss.png"));
+  EXPECT_EQ(png.substr(0, 8), "\x89PNG\r\n\x1a\n");
+  ASSERT_GE(png.size(), 20u);
+  EXPECT_EQ(png.substr(png.size() - 8, 4), "IEND");
   std::ifstream metrics(d.dir.path("m/metrics.jsonl"));
   std::vector<nlohmann::json> lines;
   for (std::string l; std::getline(metrics, l);) lines.push_back(nlohmann::json::parse(l));

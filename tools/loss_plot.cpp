@@ -7,8 +7,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
+#include <string>
 
+#include "model/atomic_file.h"
 #include "runtime/error.h"
 
 namespace caption::cli {
@@ -80,27 +81,27 @@ void write_loss_plot(const std::string& path, const std::vector<double>& train, 
 #if !CAPTION_HAS_PNG
   throw InputError(path, "this build has no libpng: loss plot not written");
 #else
-  // libpng writes to a temporary file that is renamed into place: no half-written plot.
-  std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw InputError(path, "cannot write the loss plot");
+  // Encoded in memory, then written like every output file (model/atomic_file.h).
+  std::string bytes;
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png_create_info_struct(png);
-  if (setjmp(png_jmpbuf(png))) {
+  png_infop info = png ? png_create_info_struct(png) : nullptr;
+  if (!info || setjmp(png_jmpbuf(png))) {
     png_destroy_write_struct(&png, &info);
-    std::fclose(f);
-    std::remove(tmp.c_str());
-    throw InputError(path, "libpng failed to write the loss plot");
+    throw InputError(path, "libpng failed to encode the loss plot");
   }
-  png_init_io(png, f);
+  png_set_write_fn(
+      png, &bytes,
+      [](png_structp p, png_bytep data, png_size_t n) {
+        static_cast<std::string*>(png_get_io_ptr(p))->append(reinterpret_cast<const char*>(data), n);
+      },
+      nullptr);
   png_set_IHDR(png, info, kW, kH, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);
   for (int y = 0; y < kH; ++y) png_write_row(png, cv.rgb.data() + size_t(y) * kW * 3);
   png_write_end(png, nullptr);
   png_destroy_write_struct(&png, &info);
-  std::fclose(f);
-  std::filesystem::rename(tmp, path);
+  write_file_atomic(path, bytes);
 #endif
 }
 
