@@ -23,20 +23,25 @@ std::string parent_dir(const std::string& path) {
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
-// Renames `from` over `to` (removing `from` if that fails) and syncs the folder: the rename is
-// durable only once the folder entry is on disk.
+// Syncs the folder holding `path`: a file created or renamed there is durable only once the
+// folder entry is on disk. Errors name `reported`.
+void sync_folder(const std::string& path, const std::string& reported) {
+  int dir = ::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) fail(reported, "cannot open folder to sync", errno);
+  int rc = ::fsync(dir);
+  int err = errno;
+  ::close(dir);
+  if (rc != 0 && err != EINVAL) fail(reported, "cannot sync folder", err);  // EINVAL: fs can't sync dirs
+}
+
+// Renames `from` over `to` (removing `from` if that fails) and syncs the folder.
 void rename_durably(const std::string& from, const std::string& to) {
   if (::rename(from.c_str(), to.c_str()) != 0) {
     int err = errno;
     ::unlink(from.c_str());
     fail(to, "cannot replace file", err);
   }
-  int dir = ::open(parent_dir(to).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0) fail(to, "cannot open folder to sync", errno);
-  int rc = ::fsync(dir);
-  int err = errno;
-  ::close(dir);
-  if (rc != 0 && err != EINVAL) fail(to, "cannot sync folder", err);  // EINVAL: fs can't sync dirs
+  sync_folder(to, to);
 }
 
 void write_all(int fd, std::string_view bytes, const std::function<void()>& on_error) {
@@ -105,6 +110,16 @@ PartialFile::PartialFile(std::string path, bool resume) : path_(std::move(path))
     fail(path_, "cannot resume " + partial_, err);
   }
   empty_ = kept_.empty();
+  // Its rows are synced batch by batch; its folder entry once, so that those rows have a name
+  // after a power cut too.
+  try {
+    sync_folder(partial_, path_);
+  } catch (...) {
+    ::close(fd_);
+    fd_ = -1;
+    if (empty_) ::unlink(partial_.c_str());
+    throw;
+  }
 }
 
 PartialFile::~PartialFile() {

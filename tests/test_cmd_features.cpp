@@ -74,6 +74,21 @@ TEST(FeaturesCommand, BatchOverTheMemoryLimitIsSplit) {
   EXPECT_EQ(test::read_bytes(dir.path("split.safetensors")), test::read_bytes(dir.path("whole.safetensors")));
 }
 
+// An image whose file name cannot key a features file ('__metadata__', which safetensors
+// reserves) is reported and skipped; the others are written.
+TEST(FeaturesCommand, ReservedFileNameIsSkipped) {
+  if (!have_images()) GTEST_SKIP() << "no image support in this build";
+  test::ScratchDir dir;
+  fs::copy_file(test::example_image(), dir.path("__metadata__"));
+  fs::copy_file(test::example_image(), dir.path("a.jpg"));
+  const std::string out = dir.path("f.safetensors");
+  const auto r = run_cli("features --model " + kModel + " --device cpu " + dir.path("__metadata__") + " " +
+                         dir.path("a.jpg") + " --output " + out);
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("__metadata__: the file name '__metadata__' is reserved"), std::string::npos) << r.output;
+  EXPECT_EQ(read_features(out).images, std::vector<std::string>{"a.jpg"});
+}
+
 // Rows live in the partial file, not in memory, and go into the features file one at a time:
 // from a tenth of a 2000-image job to its end, resident memory grows by less than 4 MB (holding
 // the 1800 1024-d rows of that stretch would take 7 MB). The images are links to one example

@@ -66,6 +66,8 @@ Command add_features(CLI::App& app) {
                     // Features are keyed by file name: UTF-8 (safetensors names), one image each.
                     if (!is_utf8(name))
                       failed.add(path + ": the file name is not valid UTF-8, so it cannot key a features file");
+                    else if (name == "__metadata__")
+                      failed.add(path + ": the file name '__metadata__' is reserved in safetensors files");
                     else if (out.has_image(name))
                       failed.add(path + ": an earlier image has the same file name");
                     else
