@@ -19,7 +19,6 @@ class AtomicFile {
 
   void write(std::string_view bytes);
   void commit();
-  const std::string& path() const { return path_; }
 
  private:
   [[noreturn]] void abandon(const char* step);

@@ -314,8 +314,9 @@ std::vector<std::string> expand_image_inputs(const std::vector<std::string>& inp
         if (entry.empty()) return;
         fs::path p(entry);
         std::string path = (p.is_relative() ? base / p : p).string();
-        // A missing or unreadable entry of a long list is reported and skipped when its turn
-        // comes (as an unreadable image is), not a reason to refuse the whole job.
+        // A missing or unreadable file of a long list is reported and skipped when its turn
+        // comes (as an unreadable image is), not a reason to refuse the whole job; a folder is
+        // walked now, and one that cannot be listed stops the job here, before any work.
         std::error_code ec;
         if (fs::is_directory(path, ec)) expand_folder(path, out);
         else out.push_back(path);

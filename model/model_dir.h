@@ -1,5 +1,6 @@
 #pragma once
-// A model is a directory: config.json, vocab.txt, decoder.safetensors (and later the encoder).
+// A model is a directory: config.json, vocab.txt, decoder.safetensors, and encoder.safetensors
+// when its config has an "encoder".
 #include <map>
 #include <string>
 

@@ -98,7 +98,7 @@ class ResNet50 {
   void pack_for_cpu(std::vector<float>& flat);  // replaces flat, moves the offsets
   Conv fold(const std::map<std::string, Tensor>& weights, const std::string& conv, const std::string& bn, int stride,
             int pad, std::vector<float>& flat, const std::string& source);
-  // One convolution in FP32 or (T = uint16_t) bfloat16.
+  // One convolution in FP32, or in bfloat16 (uint16_t data).
   void run_conv(const Conv& c, int N, int H, int W, const float* x, const float* residual, bool relu, float* y,
                 int* P, int* Q);
   void run_conv(const Conv& c, int N, int H, int W, const uint16_t* x, const uint16_t* residual, bool relu,

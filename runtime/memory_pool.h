@@ -62,7 +62,6 @@ class MemoryPool {
   void close_arena(const void* arena);
   Stats stats() const;
   Device device() const { return device_; }
-  size_t limit() const { return limit_; }
 
  private:
   struct Block {

@@ -1,6 +1,5 @@
 // caption: train and run the image-captioning model from the command line.
 #include <cstdio>
-#include <iostream>
 #include <vector>
 
 #include "tools/build_info.h"

@@ -3,7 +3,6 @@
 #include <filesystem>
 #include <memory>
 
-#include "model/features.h"
 #include "model/image_loader.h"
 #include "model/image_pipeline.h"
 #include "model/read_file.h"
