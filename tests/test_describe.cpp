@@ -113,6 +113,27 @@ TEST(Describe, ResumesAfterSigkill) {
   test::expect_resume_completes(base + out, out, kept, 6, dir.path("full.jsonl"));
 }
 
+// JSONL records hold invalid UTF-8 in paths replaced, so two such names can read the same:
+// a resumed job counts each kept record against one input, in order, and ends with the same
+// file as an uninterrupted run (no image captioned twice, none left out).
+TEST(Describe, ResumeWithPathsThatAreNotUtf8) {
+  if (!have_images()) GTEST_SKIP() << "no image support in this build";
+  test::ScratchDir dir;
+  fs::create_directory(dir.path("in"));
+  for (const std::string name : {"a\xff.jpg", "a\xfe.jpg", "b.jpg"})
+    fs::copy_file(test::example_image(), dir.path("in/") + name);
+  const std::string base = "describe " + dir.path("in") + " --device cpu --batch 1 --output ";
+  ASSERT_EQ(run_cli(base + dir.path("full.jsonl")).status, 0);
+  const auto rows = lines(test::read_bytes(dir.path("full.jsonl")));
+  ASSERT_EQ(rows.size(), 3u);
+  const std::string out = dir.path("o.jsonl");
+  test::write_bytes(out + ".partial", rows[0] + "\n");  // the first of the two look-alikes
+  const auto r = run_cli(base + out + " --resume");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("resuming: 1 of 3"), std::string::npos) << r.output;
+  EXPECT_EQ(test::read_bytes(out), test::read_bytes(dir.path("full.jsonl")));
+}
+
 // A CSV partial file whose last line was cut: the complete records are kept, the rest redone.
 TEST(Describe, ResumeKeepsCompleteCsvRecordsOnly) {
   if (!have_images()) GTEST_SKIP() << "no image support in this build";

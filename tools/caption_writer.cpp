@@ -17,6 +17,12 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
+// A string as a JSONL record holds it: invalid UTF-8 replaced by U+FFFD.
+std::string as_written(const std::string& s) {
+  return nlohmann::json::parse(nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+      .get<std::string>();
+}
+
 }  // namespace
 
 CaptionWriter::CaptionWriter(const std::string& output, CaptionFormat format, bool with_path, bool resume)
@@ -47,9 +53,17 @@ void CaptionWriter::keep(const std::string& kept, const std::string& partial_pat
     if (key.empty())
       throw InputError(partial_path,
                        at_line(line_no, "not a caption record of this format; remove the file to start afresh"));
-    done_.insert(key);
+    ++done_[key];
     ++count_;
   }
+}
+
+bool CaptionWriter::take_done(const std::string& key) {
+  if (done_.empty()) return false;
+  auto it = done_.find(format_ == CaptionFormat::Jsonl && !is_utf8(key) ? as_written(key) : key);
+  if (it == done_.end() || it->second == 0) return false;
+  --it->second;
+  return true;
 }
 
 void CaptionWriter::add(const std::string& image, const std::string& path, const std::string& caption) {

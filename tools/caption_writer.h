@@ -6,7 +6,7 @@
 // rerun with `resume` continues.
 #include <memory>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "model/atomic_file.h"
 
@@ -22,7 +22,11 @@ class CaptionWriter {
   CaptionWriter(const std::string& output, CaptionFormat format, bool with_path, bool resume);
   // `image` is the file name (the key in features files and references); `path` where it was read.
   void add(const std::string& image, const std::string& path, const std::string& caption);
-  bool has(const std::string& key) const { return done_.count(key) > 0; }  // kept from an earlier run
+  // Whether `key` has a record kept from an earlier run, taking that record: asked for every
+  // input in input order, it answers yes as often as the kept records hold the key. In JSONL,
+  // keys are compared as written (invalid UTF-8 replaced), so one record answers for one of the
+  // inputs whose names read the same, in order: none is captioned twice or left out.
+  bool take_done(const std::string& key);
   void flush();  // ends a batch: standard output is flushed, the partial file synced
   void commit();
   size_t count() const { return count_; }  // records written, kept ones included
@@ -34,7 +38,7 @@ class CaptionWriter {
   CaptionFormat format_;
   bool with_path_;
   std::unique_ptr<PartialFile> file_;
-  std::unordered_set<std::string> done_;
+  std::unordered_map<std::string, size_t> done_;  // kept records per key
   std::string pending_;
   size_t count_ = 0;
 };

@@ -45,10 +45,10 @@ std::vector<std::string> captions_of(LoadedModel& model, const float* rows, int 
 }
 
 // The inputs a resumed job still has to caption (keys: paths, or image names for features).
-std::vector<std::string> not_done(const std::vector<std::string>& keys, const CaptionWriter& out, Progress& progress) {
+std::vector<std::string> not_done(const std::vector<std::string>& keys, CaptionWriter& out, Progress& progress) {
   std::vector<std::string> todo;
   for (const auto& k : keys)
-    if (!out.has(k)) todo.push_back(k);
+    if (!out.take_done(k)) todo.push_back(k);
   if (todo.size() < keys.size())
     progress.line("resuming: " + std::to_string(keys.size() - todo.size()) + " of " + std::to_string(keys.size()) +
                   " already captioned in the partial output");
