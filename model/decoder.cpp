@@ -11,6 +11,7 @@
 #include "kernels/embedding.h"
 #include "kernels/lstm.h"
 #include "kernels/softmax_xent.h"
+#include "model/safetensors.h"
 #include "runtime/host_buffer.h"
 #include "runtime/error.h"
 
@@ -116,15 +117,8 @@ std::vector<float> Decoder::get_flat(const float* src) const {
 void Decoder::load(const std::map<std::string, Tensor>& tensors, const std::string& source) {
   std::vector<float> flat(num_params_, 0.f);
   for (const auto& s : specs_) {
-    auto it = tensors.find(s.name);
-    if (it == tensors.end()) throw InputError(source, "missing tensor '" + s.name + "'");
-    if (it->second.shape != s.shape) {
-      std::string want, got;
-      for (auto n : s.shape) want += (want.empty() ? "" : ",") + std::to_string(n);
-      for (auto n : it->second.shape) got += (got.empty() ? "" : ",") + std::to_string(n);
-      throw InputError(source, "tensor '" + s.name + "' has shape [" + got + "], the model needs [" + want + "]");
-    }
-    std::copy(it->second.data.begin(), it->second.data.end(), flat.begin() + s.offset);
+    const Tensor& t = find_tensor(tensors, s.name, s.shape, source);
+    std::copy(t.data.begin(), t.data.end(), flat.begin() + s.offset);
   }
   set_flat(flat, params_.data());
 }

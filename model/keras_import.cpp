@@ -51,12 +51,6 @@ class SilenceHdf5 {
   void* data_ = nullptr;
 };
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? "," : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
 // One convolution and the batch norm after it: Keras layer stem and torchvision names.
 struct ConvSpec {
   std::string keras;                // "conv2_block1_1": layers keras + "_conv" and keras + "_bn"

@@ -8,6 +8,7 @@
 
 #include "kernels/pool.h"
 #include "kernels/preprocess.h"
+#include "model/safetensors.h"
 #include "runtime/error.h"
 
 namespace caption {
@@ -15,19 +16,6 @@ namespace {
 
 constexpr int kBlocks[4] = {3, 4, 6, 3};
 constexpr int kWidth[4] = {64, 128, 256, 512};  // bottleneck width; the block outputs 4x
-
-const Tensor& find(const std::map<std::string, Tensor>& w, const std::string& name, const std::vector<int64_t>& shape,
-                   const std::string& source) {
-  auto it = w.find(name);
-  if (it == w.end()) throw InputError(source, "missing tensor '" + name + "'");
-  if (it->second.shape != shape) {
-    std::string want, got;
-    for (auto n : shape) want += (want.empty() ? "" : ",") + std::to_string(n);
-    for (auto n : it->second.shape) got += (got.empty() ? "" : ",") + std::to_string(n);
-    throw InputError(source, "tensor '" + name + "' has shape [" + got + "], expected [" + want + "]");
-  }
-  return it->second;
-}
 
 }  // namespace
 
@@ -64,10 +52,10 @@ ResNet50::Conv ResNet50::fold(const std::map<std::string, Tensor>& weights, cons
   if (shape.size() != 4) throw InputError(source, "tensor '" + conv + ".weight' is not 4-D");
   Conv c{int(shape[1]), int(shape[0]), int(shape[2]), int(shape[3]), stride, pad, 0, 0};
   const Tensor& w = wit->second;
-  const Tensor& g = find(weights, bn + ".weight", {c.K}, source);
-  const Tensor& beta = find(weights, bn + ".bias", {c.K}, source);
-  const Tensor& mean = find(weights, bn + ".running_mean", {c.K}, source);
-  const Tensor& var = find(weights, bn + ".running_var", {c.K}, source);
+  const Tensor& g = find_tensor(weights, bn + ".weight", {c.K}, source);
+  const Tensor& beta = find_tensor(weights, bn + ".bias", {c.K}, source);
+  const Tensor& mean = find_tensor(weights, bn + ".running_mean", {c.K}, source);
+  const Tensor& var = find_tensor(weights, bn + ".running_var", {c.K}, source);
   c.w = flat.size();
   flat.resize(flat.size() + size_t(c.K) * c.R * c.S * c.C);
   c.b = flat.size();

@@ -287,4 +287,14 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   }, metadata);
 }
 
+const Tensor& find_tensor(const std::map<std::string, Tensor>& tensors, const std::string& name,
+                          const std::vector<int64_t>& shape, const std::string& source) {
+  auto it = tensors.find(name);
+  if (it == tensors.end()) throw InputError(source, "missing tensor '" + name + "'");
+  if (it->second.shape != shape)
+    throw InputError(source, "tensor '" + name + "' has shape " + shape_str(it->second.shape) + ", the model needs " +
+                                 shape_str(shape));
+  return it->second;
+}
+
 }  // namespace caption

@@ -24,6 +24,11 @@ struct SafetensorsFile {
 // naming the file and, where there is one, the tensor.
 SafetensorsFile read_safetensors(const std::string& path);
 
+// The tensor `name` of a weights file, which must have `shape`; otherwise an InputError naming
+// `source`, the tensor and both shapes.
+const Tensor& find_tensor(const std::map<std::string, Tensor>& tensors, const std::string& name,
+                          const std::vector<int64_t>& shape, const std::string& source);
+
 // Writes F32 tensors in the given order, packed, with the header padded by spaces to a multiple
 // of 8 bytes so that the data is aligned. Atomic (see atomic_file.h).
 void write_safetensors(const std::string& path,

@@ -2,6 +2,7 @@
 // A host tensor: row-major float32 data and its shape. Compute is always float32; files may
 // store F16/BF16, which the readers widen with the conversions below.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace caption {
@@ -17,6 +18,9 @@ struct Tensor {
     return n;
   }
 };
+
+// "[2,3]": a shape in error messages.
+std::string shape_str(const std::vector<int64_t>& shape);
 
 // IEEE binary16 <-> binary32. Widening is exact (subnormals, inf, nan included); narrowing
 // rounds to nearest even, overflows to inf, keeps subnormals and turns any nan into a quiet nan.
