@@ -43,11 +43,8 @@ void beam_topk(const float* logits, const float* lse, int R, int V, int k, int32
                int32_t banned, int32_t* tokens, float* logp) {
   beam_topk_check(R, V, k);
   const int32_t first = std::clamp(first_allowed, int32_t(0), int32_t(V));
-  const size_t per_item = std::max<size_t>(1, kItemLogits / V);
-  parallel_for((size_t(R) + per_item - 1) / per_item, size_t(R) * V >= kParallelMin, [&](size_t item) {
-    const size_t end = std::min(size_t(R), (item + 1) * per_item);
-    for (size_t r = item * per_item; r < end; ++r)
-      row_topk(logits + r * V, lse[r], V, k, first, banned, tokens + r * k, logp + r * k);
+  parallel_rows(size_t(R), size_t(V), kItemLogits, kParallelMin, [&](size_t r) {
+    row_topk(logits + r * V, lse[r], V, k, first, banned, tokens + r * k, logp + r * k);
   });
 }
 

@@ -21,11 +21,7 @@ constexpr size_t kParallelCost = 81920;
 
 template <class F>
 void for_batch_rows(int B, int row_cost, F f) {
-  const int per_item = std::max(1, kItemCost / row_cost);
-  parallel_for(size_t((B + per_item - 1) / per_item), size_t(B) * row_cost >= kParallelCost, [&](size_t item) {
-    const int end = std::min(B, int(item + 1) * per_item);
-    for (int b = int(item) * per_item; b < end; ++b) f(b);
-  });
+  parallel_rows(size_t(B), size_t(row_cost), kItemCost, kParallelCost, [&](size_t b) { f(int(b)); });
 }
 
 // Adds both biases to one step's pre-activations, activates them in place and updates the

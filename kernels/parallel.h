@@ -9,6 +9,7 @@
 // workers sleep as soon as a loop runs out of items, and the caller claims items too: when
 // the other cores are busy (another process, a late wake-up) it does them all instead of
 // waiting at a barrier.
+#include <algorithm>
 #include <cstddef>
 #include <memory>
 #include <type_traits>
@@ -32,6 +33,18 @@ void parallel_for(size_t count, bool parallel, F&& f) {
                          const_cast<void*>(static_cast<const void*>(std::addressof(f))));
   else
     for (size_t k = 0; k < count; ++k) f(k);
+}
+
+// f(r) for every row r in [0, rows), rows of `row_cost` each (in the caller's unit), in items
+// of about `item_cost` whole rows, in parallel when all rows cost at least `parallel_min`. A
+// row is done whole by one thread, so its result does not depend on the thread count.
+template <class F>
+void parallel_rows(size_t rows, size_t row_cost, size_t item_cost, size_t parallel_min, F&& f) {
+  const size_t per_item = std::max<size_t>(1, item_cost / std::max<size_t>(row_cost, 1));
+  parallel_for((rows + per_item - 1) / per_item, rows * row_cost >= parallel_min, [&](size_t item) {
+    const size_t end = std::min(rows, (item + 1) * per_item);
+    for (size_t r = item * per_item; r < end; ++r) f(r);
+  });
 }
 
 // Threads parallel_for uses, the caller included: n, or with n <= 0 the default, which is

@@ -24,11 +24,7 @@ constexpr size_t kParallelMin = size_t(1) << 16;
 // f(n) for every row, parallel over groups of rows.
 template <class F>
 void for_rows(int N, int V, F f) {
-  const size_t per_item = std::max<size_t>(1, kItemLogits / std::max(V, 1));
-  parallel_for((size_t(N) + per_item - 1) / per_item, size_t(N) * V >= kParallelMin, [&](size_t item) {
-    const size_t end = std::min(size_t(N), (item + 1) * per_item);
-    for (size_t n = item * per_item; n < end; ++n) f(n);
-  });
+  parallel_rows(size_t(N), size_t(V), kItemLogits, kParallelMin, f);
 }
 
 inline vf vmax(vf a, vf b) { return a > b ? a : b; }
