@@ -60,15 +60,19 @@ std::vector<std::vector<size_t>> epoch_batches(const CaptionDataset& data, int b
   return out;
 }
 
-std::vector<std::vector<size_t>> evaluation_batches(const CaptionDataset& data, int batch) {
+LossSum evaluate(Decoder& dec, const CaptionDataset& data, const FeatureTable& features, int batch) {
   std::vector<size_t> order(data.tokens.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return data.tokens[a].size() < data.tokens[b].size(); });
-  std::vector<std::vector<size_t>> out;
-  for (size_t i = 0; i < order.size(); i += batch)
-    out.emplace_back(order.begin() + i, order.begin() + std::min(order.size(), i + batch));
-  return out;
+  LossSum total;
+  for (size_t i = 0; i < order.size(); i += size_t(batch)) {
+    const size_t count = std::min(order.size() - i, size_t(batch));
+    const LossSum s = dec.evaluate(make_batch(data, features, order.data() + i, int(count)));
+    total.sum += s.sum;
+    total.count += s.count;
+  }
+  return total;
 }
 
 }  // namespace caption

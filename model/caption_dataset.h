@@ -30,7 +30,8 @@ TokenBatch make_batch(const CaptionDataset& data, const FeatureTable& features, 
 // batches of at most `batch`, and the batches shuffled: batches hold captions of similar
 // length, so little work goes to padding, while the order stays random.
 std::vector<std::vector<size_t>> epoch_batches(const CaptionDataset& data, int batch, uint64_t seed, int epoch);
-// Every caption once, sorted by length (the summed loss does not depend on the order).
-std::vector<std::vector<size_t>> evaluation_batches(const CaptionDataset& data, int batch);
+// The summed token loss (no dropout) of every caption once, in batches of at most `batch`
+// captions sorted by length: validation in train, and caption score.
+LossSum evaluate(Decoder& dec, const CaptionDataset& data, const FeatureTable& features, int batch);
 
 }  // namespace caption

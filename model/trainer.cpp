@@ -121,16 +121,6 @@ std::vector<std::string> read_metrics(const std::string& path, int epochs) {
   return lines;
 }
 
-LossSum evaluate_all(Decoder& dec, const CaptionDataset& data, const FeatureTable& features, int batch) {
-  LossSum total;
-  for (const auto& idx : evaluation_batches(data, batch)) {
-    LossSum s = dec.evaluate(make_batch(data, features, idx.data(), int(idx.size())));
-    total.sum += s.sum;
-    total.count += s.count;
-  }
-  return total;
-}
-
 // The encoder of opt.encoder_dir, its weights copied into opt.out, so that the trained model
 // reads images itself. It must be the encoder that made the features (same dimension).
 EncoderConfig adopt_encoder(const TrainOptions& opt, int feature_dim) {
@@ -308,7 +298,7 @@ void train(const TrainOptions& opt, TrainObserver& obs) {
     }
     ctx.synchronize();
     double seconds = seconds_since(t0);
-    LossSum val = evaluate_all(dec, val_data, features, opt.batch);
+    LossSum val = evaluate(dec, val_data, features, opt.batch);
     EpochMetrics em{epoch,
                     total.sum / std::max<int64_t>(1, total.count),
                     val.count ? val.sum / val.count : NAN,

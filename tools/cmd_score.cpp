@@ -39,12 +39,7 @@ Command add_score(CLI::App& app) {
             if (!a->images.empty()) images = read_image_list(a->images);
             CaptionDataset data =
                 build_dataset(records, images, features, model.files.vocab, model.files.config.decoder.max_len);
-            LossSum total;
-            for (const auto& idx : evaluation_batches(data, std::max(1, a->batch))) {
-              LossSum s = model.decoder->evaluate(make_batch(data, features, idx.data(), int(idx.size())));
-              total.sum += s.sum;
-              total.count += s.count;
-            }
+            const LossSum total = evaluate(*model.decoder, data, features, std::max(1, a->batch));
             double loss = total.count ? total.sum / total.count : NAN;
             nlohmann::ordered_json out = {{"loss", loss},
                                   {"perplexity", std::exp(loss)},
