@@ -7,6 +7,7 @@
 #include "model/atomic_file.h"
 #include "model/encoder_config.h"
 #include "model/keras_import.h"
+#include "model/model_dir.h"
 #include "model/read_file.h"
 #include "model/safetensors.h"
 #include "runtime/error.h"
@@ -37,11 +38,11 @@ Command add_import_keras(CLI::App& app) {
             std::vector<std::pair<std::string, const Tensor*>> list;
             for (const auto& [name, t] : imp.tensors) list.emplace_back(name, &t);
             const std::string dir = std::filesystem::path(a->out).string();
-            write_safetensors(dir + "/" + enc.weights, list,
+            write_safetensors(join_path(dir, enc.weights), list,
                               {{"source", std::filesystem::path(a->h5).filename().string()}});
 
             // An existing config.json (a trained decoder's) keeps its other keys.
-            const std::string cfg_path = dir + "/config.json";
+            const std::string cfg_path = join_path(dir, "config.json");
             nlohmann::json cfg = nlohmann::json::object();
             if (std::filesystem::exists(cfg_path)) {
               try {

@@ -35,7 +35,7 @@ class CliObserver : public TrainObserver {
     std::ifstream in(join_path(out_, "metrics.jsonl"));
     for (std::string line; std::getline(in, line);) {
       auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_discarded()) continue;
+      if (!j.is_object()) continue;
       train.push_back(j.value("train_loss", NAN));
       val.push_back(j["val_loss"].is_number() ? j["val_loss"].get<double>() : NAN);
     }
