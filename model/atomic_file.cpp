@@ -128,6 +128,14 @@ PartialFile::~PartialFile() {
   if (empty_) ::unlink(partial_.c_str());
 }
 
+void PartialFile::keep_only(size_t bytes) {
+  if (::ftruncate(fd_, off_t(bytes)) != 0 || ::lseek(fd_, 0, SEEK_END) < 0) {
+    const int err = errno;
+    fail(path_, "cannot resume " + partial_, err);
+  }
+  empty_ = bytes == 0;
+}
+
 void PartialFile::append(std::string_view bytes) {
   if (fd_ < 0) throw std::logic_error("PartialFile::append after commit: " + path_);
   if (bytes.empty()) return;

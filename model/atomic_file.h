@@ -42,6 +42,9 @@ class PartialFile {
   // The lines kept from the earlier run, handed over once: a caller parses them and
   // the file does not hold them for the rest of a long job (a features job's are rows).
   std::string take_kept() { return std::exchange(kept_, {}); }
+  // Cuts what was kept to its first `bytes` (whole lines of it), for a caller that keeps fewer
+  // lines than the earlier run left; appending goes on from there.
+  void keep_only(size_t bytes);
   bool empty() const { return empty_; }
   void append(std::string_view bytes);
   void sync();

@@ -113,6 +113,44 @@ TEST(Describe, ResumesAfterSigkill) {
   test::expect_resume_completes(base + out, out, kept, 6, dir.path("full.jsonl"));
 }
 
+// With --html the gallery grows in its own partial file, synced before the captions: a killed
+// job resumes both, and ends with the same two files as an uninterrupted run. A gallery partial
+// file that is missing or not a gallery is refused, naming it.
+TEST(Describe, ResumesWithGalleryAfterSigkill) {
+  if (!have_images()) GTEST_SKIP() << "no image support in this build";
+  test::ScratchDir dir;
+  const std::string base = "describe " + kExamples + " --device cpu --batch 1";
+  auto args = [&](const std::string& name) { return base + " --output " + dir.path(name + ".jsonl") + " --html " + dir.path(name + ".html"); };
+  ASSERT_EQ(run_cli(args("full")).status, 0);
+  const std::string partial = dir.path("killed.jsonl.partial");
+  ASSERT_TRUE(test::kill_cli_when(args("killed"), [&] { return lines(test::read_bytes(partial)).size() >= 2; }))
+      << "the run ended before the kill";
+  EXPECT_FALSE(fs::exists(dir.path("killed.html")));
+  ASSERT_TRUE(fs::exists(dir.path("killed.html.partial")));
+  const size_t kept = lines(test::read_bytes(partial)).size();
+  test::expect_resume_completes(args("killed"), dir.path("killed.jsonl"), kept, 6, dir.path("full.jsonl"));
+  EXPECT_EQ(test::read_bytes(dir.path("killed.html")), test::read_bytes(dir.path("full.html")));
+  EXPECT_FALSE(fs::exists(dir.path("killed.html.partial")));
+
+  // A kill between the gallery's sync and the captions' leaves the gallery an image ahead: the
+  // resumed job drops that image from the gallery and captions it again.
+  const std::string html = test::read_bytes(dir.path("full.html"));
+  size_t cut = html.find("<main>\n") + 7;
+  for (int i = 0; i < 3; ++i) cut = html.find('\n', cut) + 1;
+  test::write_bytes(dir.path("ahead.html.partial"), html.substr(0, cut));
+  const auto records = lines(test::read_bytes(dir.path("full.jsonl")));
+  test::write_bytes(dir.path("ahead.jsonl.partial"), records[0] + "\n" + records[1] + "\n");
+  test::expect_resume_completes(args("ahead"), dir.path("ahead.jsonl"), 2, 6, dir.path("full.jsonl"));
+  EXPECT_EQ(test::read_bytes(dir.path("ahead.html")), html);
+
+  const std::string one_record = records[0] + "\n";
+  test::write_bytes(dir.path("m.jsonl.partial"), one_record);
+  test::expect_one_line_error(run_cli(args("m") + " --resume"), "m.html.partial: missing");
+  test::write_bytes(dir.path("m.html.partial"), "<html>\n");
+  test::expect_one_line_error(run_cli(args("m") + " --resume"), "m.html.partial: not a partial gallery");
+  EXPECT_EQ(test::read_bytes(dir.path("m.jsonl.partial")), one_record);
+}
+
 // JSONL records hold invalid UTF-8 in paths replaced, so two such names can read the same:
 // a resumed job counts each kept record against one input, in order, and ends with the same
 // file as an uninterrupted run (no image captioned twice, none left out).

@@ -60,9 +60,15 @@ std::vector<std::string> not_done(const std::vector<std::string>& keys, CaptionW
 int describe_images(const Args& a, const Shard& shard, LoadedModel& model, CaptionWriter& out, Progress& progress) {
   auto paths = take_shard(expand_image_inputs(a.inputs), shard);
   if (paths.empty()) throw InputError(a.inputs.front(), shard.count > 1 ? "no images in shard " + a.shard : "no images found");
+  // The gallery keeps the images of the captions kept: out.count() before any is added.
+  std::unique_ptr<HtmlGallery> gallery;
+  if (!a.html.empty())
+    gallery = std::make_unique<HtmlGallery>(a.html, "Captions of " + std::to_string(paths.size()) + " images",
+                                            a.resume, out.count());
   paths = not_done(paths, out, progress);
   if (paths.empty()) {
     out.commit();
+    if (gallery) gallery->commit();
     return 0;
   }
   // The encoder gets streams of its own (on the model's memory pool), so that on a GPU the
@@ -74,8 +80,6 @@ int describe_images(const Args& a, const Shard& shard, LoadedModel& model, Capti
     throw InputError(a.model, "the encoder gives " + std::to_string(encoder->feature_dim()) +
                                   "-d features, the decoder expects " +
                                   std::to_string(model.files.config.decoder.feature_dim));
-  std::unique_ptr<HtmlGallery> gallery;
-  if (!a.html.empty()) gallery = std::make_unique<HtmlGallery>(a.html, "Captions of " + std::to_string(paths.size()) + " images");
   FailedImages failed(paths.size(), progress);
   int decoder_batch = a.decode.batch;
   bool noted = false;
@@ -91,6 +95,7 @@ int describe_images(const Args& a, const Shard& shard, LoadedModel& model, Capti
           out.add(std::filesystem::path(path).filename().string(), path, captions[k]);
           if (gallery) gallery->add(path, captions[k], b.thumbnails[k]);
         }
+        if (gallery) gallery->flush();  // before the captions: a kill leaves it the images they hold
         out.flush();
         done += b.indices.size();
         progress.update(double(done) / paths.size(), rate_status(done, paths.size(), "images", t0));
@@ -161,7 +166,8 @@ Command add_describe(CLI::App& app) {
   sub->add_option("--format", a->format, "jsonl or csv")->check(CLI::IsMember({"jsonl", "csv"}))->capture_default_str();
   sub->add_option("--html", a->html, "also write a self-contained HTML gallery (thumbnails + captions)");
   sub->add_flag("--resume", a->resume,
-                "continue a job that stopped: keep the captions in OUTPUT.partial, caption the rest");
+                "continue a job that stopped: keep the captions in OUTPUT.partial (and the gallery in "
+                "HTML.partial), caption the rest");
   add_image_run_options(sub, a->run);
   add_device_options(sub, a->device);
   add_graph_option(sub, a->device);
@@ -172,8 +178,7 @@ Command add_describe(CLI::App& app) {
               throw std::invalid_argument("give image files/folders or --features, not both");
             if (!a->html.empty() && !a->features.empty())
               throw std::invalid_argument("--html needs image inputs (its thumbnails come from the images)");
-            if (a->resume && (a->output.empty() || !a->html.empty()))
-              throw std::invalid_argument("--resume needs --output and no --html (a gallery is not resumable)");
+            if (a->resume && a->output.empty()) throw std::invalid_argument("--resume needs --output");
             const Shard shard = parse_shard(a->shard);
             auto model = load_model(a->model, a->device.parse(), a->device.memory_limit_bytes());
             model.decoder->use_graphs(a->device.cuda_graphs);
