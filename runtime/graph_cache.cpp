@@ -19,6 +19,7 @@ void GraphCache::clear() {
     for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
     graphs_.clear();
   }
+  plain_.clear();
   ctx_.pool().close_arena(this);
 #endif
 }
@@ -29,6 +30,7 @@ void GraphCache::run(const Key& key, const std::function<void()>& work) {
     return;
   }
 #if CAPTION_HAS_CUDA
+  if (plain_.count(key)) return work();
   auto it = graphs_.find(key);
   if (it == graphs_.end()) {
     if (graphs_.size() >= kMaxGraphs) clear();
@@ -42,6 +44,7 @@ void GraphCache::run(const Key& key, const std::function<void()>& work) {
         exec = capture(work);
       } catch (const OutOfMemory&) {
         if (attempt == 2) {
+          plain_.insert(key);  // until clear(): memory may be freer then
           work();
           return;
         }

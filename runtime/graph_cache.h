@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "runtime/context.h"
@@ -30,8 +31,9 @@ class GraphCache {
   // `work` is called every time. On CUDA the first run of a key captures it; later runs launch
   // the captured graph instead. Scratch memory that the ops take while being captured comes
   // from a pool arena of this cache's (MemoryPool::redirect) and stays theirs until clear().
-  // A capture that runs out of memory drops the other graphs and, failing again, runs `work`
-  // without a graph.
+  // A capture that runs out of memory is tried again after the pool gives back what other
+  // arenas hold unused, then after the other graphs are dropped too; failing a third time, that
+  // key runs without a graph until clear().
   void run(const Key& key, const std::function<void()>& work);
   // Drops every graph (their buffers are about to be freed or replaced) and their scratch.
   void clear();
@@ -47,6 +49,7 @@ class GraphCache {
 
   Context& ctx_;
   std::map<Key, CUgraphExec_st*> graphs_;
+  std::set<Key> plain_;  // keys whose capture ran out of memory
   size_t captures_ = 0, launches_ = 0;
 };
 

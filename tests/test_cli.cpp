@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "kernels/vec_math.h"
 #include "model/features.h"
@@ -134,7 +135,9 @@ TEST(Cli, SurvivesSigkillMidEpochAndResumesBitExactly) {
 
 // An epoch's model files and metrics line are written before its checkpoint, so a run stopped
 // in between resumes from the checkpoint before and writes them again: the checkpoint is never
-// ahead of them. Here the checkpoint cannot be written (a folder is in its place).
+// ahead of them. Here the checkpoint cannot be written (a folder is in its place); then a run
+// stopped after epoch 2's metrics line but before its checkpoint (epoch 1's put back) resumes
+// with epoch 2 again and ends with one line per epoch, the losses of an uninterrupted run.
 TEST(Cli, CheckpointIsWrittenAfterTheModelFilesAndMetrics) {
   CliData d;
   std::filesystem::create_directories(d.dir.path("m/checkpoint.safetensors"));
@@ -142,6 +145,24 @@ TEST(Cli, CheckpointIsWrittenAfterTheModelFilesAndMetrics) {
   EXPECT_NE(last_line_of_failed(r).find("checkpoint.safetensors: cannot replace file"), std::string::npos) << r.output;
   EXPECT_TRUE(std::filesystem::exists(d.dir.path("m/decoder.safetensors")));
   EXPECT_EQ(test::lines(test::read_bytes(d.dir.path("m/metrics.jsonl"))).size(), 1u);
+
+  auto losses = [&](const std::string& m) {
+    std::vector<std::tuple<int, double, double>> out;
+    for (const auto& l : test::lines(test::read_bytes(d.dir.path(m + "/metrics.jsonl")))) {
+      const auto j = nlohmann::json::parse(l);
+      out.emplace_back(j["epoch"], j["train_loss"], j["val_loss"]);
+    }
+    return out;
+  };
+  ASSERT_EQ(run(d.train_args("full", 2)).status, 0);
+  ASSERT_EQ(run(d.train_args("s", 1)).status, 0);
+  const std::string epoch1 = test::read_bytes(d.dir.path("s/checkpoint.safetensors"));
+  ASSERT_EQ(run(d.train_args("s", 2) + " --resume").status, 0);
+  test::write_bytes(d.dir.path("s/checkpoint.safetensors"), epoch1);
+  const CliRun again = run(d.train_args("s", 2) + " --resume");
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_NE(again.output.find("resuming after epoch 1"), std::string::npos) << again.output;
+  EXPECT_EQ(losses("s"), losses("full"));
 }
 
 // Checkpoint metadata that is not a number of its kind is refused, naming the file and the key.

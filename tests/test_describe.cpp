@@ -143,12 +143,39 @@ TEST(Describe, ResumesWithGalleryAfterSigkill) {
   test::expect_resume_completes(args("ahead"), dir.path("ahead.jsonl"), 2, 6, dir.path("full.jsonl"));
   EXPECT_EQ(test::read_bytes(dir.path("ahead.html")), html);
 
+  // A gallery behind the captions (not of this job, or cut by hand) is refused, naming it.
+  test::write_bytes(dir.path("behind.html.partial"), html.substr(0, html.find('\n', html.find("<main>\n") + 7) + 1));
+  test::write_bytes(dir.path("behind.jsonl.partial"), records[0] + "\n" + records[1] + "\n");
+  test::expect_one_line_error(run_cli(args("behind") + " --resume"), "behind.html.partial: holds 1 images, the captions kept 2");
+
   const std::string one_record = records[0] + "\n";
   test::write_bytes(dir.path("m.jsonl.partial"), one_record);
-  test::expect_one_line_error(run_cli(args("m") + " --resume"), "m.html.partial: missing");
+  const auto missing = run_cli(args("m") + " --resume");
+  test::expect_one_line_error(missing, "m.html.partial: missing or empty");
+  EXPECT_EQ(missing.output.find("--resume continues"), std::string::npos) << missing.output;  // it just failed
   test::write_bytes(dir.path("m.html.partial"), "<html>\n");
   test::expect_one_line_error(run_cli(args("m") + " --resume"), "m.html.partial: not a partial gallery");
   EXPECT_EQ(test::read_bytes(dir.path("m.jsonl.partial")), one_record);
+}
+
+// A file name with a line break stays on its image's one line of the gallery, so a gallery of
+// such names resumes too.
+TEST(Describe, GalleryOfNamesWithLineBreaksResumes) {
+  if (!have_images()) GTEST_SKIP() << "no image support in this build";
+  test::ScratchDir dir;
+  fs::create_directory(dir.path("in"));
+  for (const std::string name : {"0\nb.jpg", "c.jpg"}) fs::copy_file(test::example_image(), dir.path("in/") + name);
+  auto args = [&](const std::string& name) {
+    return "describe " + dir.path("in") + " --device cpu --batch 1 --output " + dir.path(name + ".jsonl") +
+           " --html " + dir.path(name + ".html");
+  };
+  ASSERT_EQ(run_cli(args("full")).status, 0);
+  const std::string html = test::read_bytes(dir.path("full.html"));
+  EXPECT_NE(html.find("0&#10;b.jpg"), std::string::npos);
+  test::write_bytes(dir.path("r.html.partial"), html.substr(0, html.find('\n', html.find("<main>\n") + 7) + 1));
+  test::write_bytes(dir.path("r.jsonl.partial"), lines(test::read_bytes(dir.path("full.jsonl")))[0] + "\n");
+  test::expect_resume_completes(args("r"), dir.path("r.jsonl"), 1, 2, dir.path("full.jsonl"));
+  EXPECT_EQ(test::read_bytes(dir.path("r.html")), html);
 }
 
 // JSONL records hold invalid UTF-8 in paths replaced, so two such names can read the same:

@@ -44,6 +44,16 @@ std::vector<std::string> captions_of(LoadedModel& model, const float* rows, int 
   return out;
 }
 
+// "Captions of photos/ more.jpg": the inputs, shortened when they are many.
+std::string gallery_title(const std::vector<std::string>& inputs) {
+  std::string title = "Captions of";
+  for (const auto& in : inputs) {
+    if (title.size() > 100) return title + " ...";
+    title += " " + in;
+  }
+  return title;
+}
+
 // The inputs a resumed job still has to caption (keys: paths, or image names for features).
 std::vector<std::string> not_done(const std::vector<std::string>& keys, CaptionWriter& out, Progress& progress) {
   std::vector<std::string> todo;
@@ -57,14 +67,10 @@ std::vector<std::string> not_done(const std::vector<std::string>& keys, CaptionW
 
 // Decode threads -> encoder -> batched beam search -> writer, one batch at a time: memory stays
 // flat however many images there are, and captions are written as they come.
-int describe_images(const Args& a, const Shard& shard, LoadedModel& model, CaptionWriter& out, Progress& progress) {
+int describe_images(const Args& a, const Shard& shard, LoadedModel& model, CaptionWriter& out, HtmlGallery* gallery,
+                    Progress& progress) {
   auto paths = take_shard(expand_image_inputs(a.inputs), shard);
   if (paths.empty()) throw InputError(a.inputs.front(), shard.count > 1 ? "no images in shard " + a.shard : "no images found");
-  // The gallery keeps the images of the captions kept: out.count() before any is added.
-  std::unique_ptr<HtmlGallery> gallery;
-  if (!a.html.empty())
-    gallery = std::make_unique<HtmlGallery>(a.html, "Captions of " + std::to_string(paths.size()) + " images",
-                                            a.resume, out.count());
   paths = not_done(paths, out, progress);
   if (paths.empty()) {
     out.commit();
@@ -187,8 +193,13 @@ Command add_describe(CLI::App& app) {
             Progress progress(Progress::stderr_is_terminal() && !a->output.empty());
             CaptionWriter out(a->output, a->format == "csv" ? CaptionFormat::Csv : CaptionFormat::Jsonl,
                               a->features.empty(), a->resume);
+            // It keeps the images of the captions kept (out.count(), before any is added); its
+            // errors come before the job starts, so they are the command's own.
+            std::unique_ptr<HtmlGallery> gallery;
+            if (!a->html.empty())
+              gallery = std::make_unique<HtmlGallery>(a->html, gallery_title(a->inputs), a->resume, out.count());
             try {
-              return a->features.empty() ? describe_images(*a, shard, model, out, progress)
+              return a->features.empty() ? describe_images(*a, shard, model, out, gallery.get(), progress)
                                          : describe_features(*a, shard, model, out, progress);
             } catch (const std::exception& e) {
               if (!out.saved()) throw;

@@ -17,6 +17,8 @@ std::string html_escape(const std::string& text) {
       case '>': out += "&gt;"; break;
       case '"': out += "&quot;"; break;
       case '\'': out += "&#39;"; break;
+      case '\n': out += "&#10;"; break;  // one line per image in the partial file
+      case '\r': out += "&#13;"; break;
       default: out += c;
     }
   }
@@ -49,13 +51,14 @@ HtmlGallery::HtmlGallery(const std::string& path, const std::string& title, bool
     : file_(std::make_unique<PartialFile>(path, resume)) {
   const std::string partial = path + ".partial";
   const std::string kept = file_->take_kept();
-  if (resume && !kept.empty()) {
+  if (keep_images > 0) {
+    if (kept.empty())
+      throw InputError(partial, "missing or empty: --resume with --html needs the gallery of the job that stopped");
     file_->keep_only(kept_bytes(kept, keep_images, partial));
     count_ = keep_images;
     return;
   }
-  if (keep_images > 0)
-    throw InputError(partial, "missing: --resume with --html needs the gallery of the job that stopped");
+  if (!kept.empty()) file_->keep_only(0);  // nothing to keep: a gallery of this job from the start
   pending_ = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" + html_escape(title) +
                 "</title>\n<style>body{font-family:sans-serif;margin:1.5em;background:#fafafa}"
                 "main{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:1em}"

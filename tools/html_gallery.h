@@ -17,7 +17,8 @@ class HtmlGallery {
   static constexpr int kThumbnailSide = 256;  // pixels, longer side
 
   // resume: keep the header and the first `keep_images` images of an earlier run's partial
-  // gallery (the images whose captions were kept); an InputError naming it when it holds fewer.
+  // gallery (the images whose captions were kept); an InputError naming it when it holds fewer
+  // or is not a gallery. With none to keep, the gallery starts afresh.
   HtmlGallery(const std::string& path, const std::string& title, bool resume, size_t keep_images);
   void add(const std::string& path, const std::string& caption, const std::string& thumbnail_jpeg);
   void add_failure(const std::string& error);  // listed at the end of the page

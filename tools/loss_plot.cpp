@@ -94,7 +94,7 @@ void write_loss_plot(const std::string& path, const std::vector<double>& train, 
       [](png_structp p, png_bytep data, png_size_t n) {
         static_cast<std::string*>(png_get_io_ptr(p))->append(reinterpret_cast<const char*>(data), n);
       },
-      nullptr);
+      [](png_structp) {});  // nothing to flush (null would install libpng's fflush of a FILE*)
   png_set_IHDR(png, info, kW, kH, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);
