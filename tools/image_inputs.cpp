@@ -16,19 +16,24 @@ void add_image_run_options(CLI::App* sub, ImageRunOptions& opt) {
                   "refuse images with more pixels than this (read from the header, before decoding)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  auto* tf32 = sub->add_flag("--tf32", opt.tf32, "CUDA: allow TF32 tensor cores in convolutions");
-  sub->add_flag("--bf16", opt.bf16,
+  auto* tf32 = sub->add_flag("--tf32", opt.encoder.tf32, "CUDA: allow TF32 tensor cores in convolutions");
+  sub->add_flag("--bf16", opt.encoder.bf16,
                 "CUDA: run the encoder in bfloat16 on tensor cores (FP32 accumulation; features move by about "
                 "0.5% of their largest value)")
       ->excludes(tf32);
-  sub->add_option("--conv-layout", opt.conv_layout, "CUDA: the encoder's activation layout, nhwc or nchw")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"nhwc", "nchw"}));
-  sub->add_option("--conv-search", opt.conv_search,
-                  "CUDA: how each convolution's cuDNN algorithm is chosen: heuristic (cuDNN's ranking, the same in "
-                  "every run) or timed (the fastest candidate; costs time on each batch size's first batch)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"heuristic", "timed"}));
+  // Names on the command line, EncoderOptions' values (and defaults) behind them.
+  sub->add_option_function<std::string>(
+         "--conv-layout", [&opt](const std::string& v) { opt.encoder.layout = v == "nchw" ? Layout::NCHW : Layout::NHWC; },
+         "CUDA: the encoder's activation layout, nhwc or nchw")
+      ->check(CLI::IsMember({"nhwc", "nchw"}))
+      ->default_str(layout_name(opt.encoder.layout));
+  sub->add_option_function<std::string>(
+         "--conv-search",
+         [&opt](const std::string& v) { opt.encoder.search = v == "timed" ? ConvSearch::Timed : ConvSearch::Heuristic; },
+         "CUDA: how each convolution's cuDNN algorithm is chosen: heuristic (cuDNN's ranking, the same in every run) "
+         "or timed (the fastest candidate; costs time on each batch size's first batch)")
+      ->check(CLI::IsMember({"heuristic", "timed"}))
+      ->default_str(opt.encoder.search == ConvSearch::Timed ? "timed" : "heuristic");
 }
 
 std::unique_ptr<ResNet50> load_encoder(Context& ctx, const ModelFiles& files, const ImageRunOptions& opt) {
@@ -38,10 +43,7 @@ std::unique_ptr<ResNet50> load_encoder(Context& ctx, const ModelFiles& files, co
   EncoderConfig config = *files.config.encoder;
   config.max_pixels = opt.max_pixels;
   return std::make_unique<ResNet50>(ctx, config, files.encoder_weights, join_path(files.dir, config.weights),
-                                    EncoderOptions{opt.tf32, opt.conv_layout == "nchw" ? Layout::NCHW : Layout::NHWC,
-                                                   opt.conv_search == "timed" ? ConvSearch::Timed
-                                                                              : ConvSearch::Heuristic,
-                                                   opt.bf16});
+                                    opt.encoder);
 }
 
 void FailedImages::add(const std::string& error) {

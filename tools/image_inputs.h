@@ -14,8 +14,7 @@ namespace caption::cli {
 struct ImageRunOptions {
   int batch = 32;
   int threads = 2;  // decode threads
-  bool tf32 = false, bf16 = false;
-  std::string conv_layout = "nhwc", conv_search = "heuristic";
+  EncoderOptions encoder;  // its defaults are the CLI's
   int64_t max_pixels = ImageOptions().max_pixels;
 };
 
