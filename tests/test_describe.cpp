@@ -158,16 +158,17 @@ TEST(Describe, ResumesWithGalleryAfterSigkill) {
   EXPECT_EQ(test::read_bytes(dir.path("m.jsonl.partial")), one_record);
 }
 
-// A file name with a line break stays on its image's one line of the gallery, so a gallery of
-// such names resumes too.
-TEST(Describe, GalleryOfNamesWithLineBreaksResumes) {
+// A file name with a line break: the gallery keeps it on its image's one line, and a CSV record
+// holding it spans lines inside quotes; both resume, a CSV record cut inside its quotes is
+// captioned again, and the files end as an uninterrupted run's.
+TEST(Describe, NamesWithLineBreaksResume) {
   if (!have_images()) GTEST_SKIP() << "no image support in this build";
   test::ScratchDir dir;
   fs::create_directory(dir.path("in"));
   for (const std::string name : {"0\nb.jpg", "c.jpg"}) fs::copy_file(test::example_image(), dir.path("in/") + name);
+  const std::string base = "describe " + dir.path("in") + " --device cpu --batch 1 --output ";
   auto args = [&](const std::string& name) {
-    return "describe " + dir.path("in") + " --device cpu --batch 1 --output " + dir.path(name + ".jsonl") +
-           " --html " + dir.path(name + ".html");
+    return base + dir.path(name + ".jsonl") + " --html " + dir.path(name + ".html");
   };
   ASSERT_EQ(run_cli(args("full")).status, 0);
   const std::string html = test::read_bytes(dir.path("full.html"));
@@ -176,6 +177,18 @@ TEST(Describe, GalleryOfNamesWithLineBreaksResumes) {
   test::write_bytes(dir.path("r.jsonl.partial"), lines(test::read_bytes(dir.path("full.jsonl")))[0] + "\n");
   test::expect_resume_completes(args("r"), dir.path("r.jsonl"), 1, 2, dir.path("full.jsonl"));
   EXPECT_EQ(test::read_bytes(dir.path("r.html")), html);
+
+  ASSERT_EQ(run_cli(base + dir.path("full.csv") + " --format csv").status, 0);
+  // The header, the record in three lines (its name and path hold the break), c.jpg's.
+  const auto rows = lines(test::read_bytes(dir.path("full.csv")));
+  ASSERT_EQ(rows.size(), 5u);
+  test::write_bytes(dir.path("whole.csv.partial"), rows[0] + "\n" + rows[1] + "\n" + rows[2] + "\n" + rows[3] + "\n");
+  test::expect_resume_completes(base + dir.path("whole.csv") + " --format csv", dir.path("whole.csv"), 1, 2,
+                                dir.path("full.csv"));
+  test::write_bytes(dir.path("cut.csv.partial"), rows[0] + "\n" + rows[1] + "\n" + rows[2] + "\n");
+  const auto cut = run_cli(base + dir.path("cut.csv") + " --format csv --resume");
+  ASSERT_EQ(cut.status, 0) << cut.output;
+  EXPECT_EQ(test::read_bytes(dir.path("cut.csv")), test::read_bytes(dir.path("full.csv")));
 }
 
 // JSONL records hold invalid UTF-8 in paths replaced, so two such names can read the same:

@@ -1,8 +1,8 @@
 #include "tools/caption_writer.h"
 
+#include <algorithm>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "model/captions.h"
 #include "model/read_file.h"
@@ -35,24 +35,39 @@ CaptionWriter::CaptionWriter(const std::string& output, CaptionFormat format, bo
     pending_ = std::string(csv_header()) + "\n";
 }
 
-// Learns the keys of the kept records, so that a resumed job skips their images.
+// Learns the keys of the kept records, so that a resumed job skips their images. A JSONL
+// record is one line; a CSV record ends at a line break outside quotes (every field is quoted,
+// and a path may hold line breaks), so a record that a kill cut inside such a field ends the
+// file unbalanced: it is dropped, and captioned again.
 void CaptionWriter::keep(const std::string& kept, const std::string& partial_path) {
-  std::istringstream in(kept);
-  size_t line_no = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++line_no;
+  size_t line_no = 0, at = 0;
+  while (at < kept.size()) {
+    const size_t first_line = line_no + 1;
+    size_t end = at, quotes = 0;
+    bool whole = false;
+    for (size_t nl; !whole && (nl = kept.find('\n', end)) != std::string::npos; end = nl + 1) {
+      ++line_no;
+      quotes += size_t(std::count(kept.begin() + long(end), kept.begin() + long(nl), '"'));
+      whole = format_ == CaptionFormat::Jsonl || quotes % 2 == 0;
+    }
+    if (!whole) {  // only a CSV record can be cut so (kept ends at a line break)
+      file_->keep_only(at);
+      return;
+    }
+    const std::string record = kept.substr(at, end - 1 - at);
+    at = end;
     std::string key;
     if (format_ == CaptionFormat::Csv) {
-      if (line_no == 1) continue;  // the header
-      key = csv_fields(line, csv_header(), partial_path, line_no)[with_path_ ? 1 : 0];
+      if (first_line == 1) continue;  // the header
+      key = csv_fields(record, csv_header(), partial_path, first_line)[with_path_ ? 1 : 0];
     } else {
-      auto j = nlohmann::json::parse(line, nullptr, false);
+      auto j = nlohmann::json::parse(record, nullptr, false);
       const char* name = with_path_ ? "path" : "image";
       if (j.is_object() && j.contains(name) && j[name].is_string()) key = j[name].get<std::string>();
     }
     if (key.empty())
       throw InputError(partial_path,
-                       at_line(line_no, "not a caption record of this format; remove the file to start afresh"));
+                       at_line(first_line, "not a caption record of this format; remove the file to start afresh"));
     ++done_[key];
     ++count_;
   }
