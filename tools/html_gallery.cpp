@@ -60,18 +60,18 @@ HtmlGallery::HtmlGallery(const std::string& path, const std::string& title, bool
   }
   if (!kept.empty()) file_->keep_only(0);  // nothing to keep: a gallery of this job from the start
   pending_ = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" + html_escape(title) +
-                "</title>\n<style>body{font-family:sans-serif;margin:1.5em;background:#fafafa}"
-                "main{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:1em}"
-                "figure{margin:0;background:#fff;padding:.5em;border:1px solid #ddd;border-radius:4px}"
-                "img{display:block;max-width:100%;height:auto;margin:auto}"
-                "figcaption{margin-top:.4em}.path{color:#777;font-size:.8em;word-break:break-all}</style>\n"
-                "</head><body>\n<h1>" + html_escape(title) + "</h1>\n" + kHeaderEnd;
+             "</title>\n<style>body{font-family:sans-serif;margin:1.5em;background:#fafafa}"
+             "main{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:1em}"
+             "figure{margin:0;background:#fff;padding:.5em;border:1px solid #ddd;border-radius:4px}"
+             "img{display:block;max-width:100%;height:auto;margin:auto}"
+             "figcaption{margin-top:.4em}.path{color:#777;font-size:.8em;word-break:break-all}</style>\n"
+             "</head><body>\n<h1>" + html_escape(title) + "</h1>\n" + kHeaderEnd;
 }
 
 void HtmlGallery::add(const std::string& path, const std::string& caption, const std::string& thumbnail_jpeg) {
   pending_ += "<figure><img alt=\"" + html_escape(caption) + "\" src=\"data:image/jpeg;base64," +
-                base64_encode(thumbnail_jpeg) + "\"><figcaption>" + html_escape(caption) + "<div class=\"path\">" +
-                html_escape(path) + "</div></figcaption></figure>\n";
+              base64_encode(thumbnail_jpeg) + "\"><figcaption>" + html_escape(caption) + "<div class=\"path\">" +
+              html_escape(path) + "</div></figcaption></figure>\n";
   ++count_;
 }
 
