@@ -18,6 +18,14 @@ using test::kModel;
 using test::have_images;
 using test::lines;
 
+// A gallery's first lines, as its partial file holds them: the header (up to "<main>") and the
+// lines of its first `images` images.
+std::string gallery_head(const std::string& html, int images) {
+  size_t cut = html.find("<main>\n") + 7;
+  for (int i = 0; i < images; ++i) cut = html.find('\n', cut) + 1;
+  return html.substr(0, cut);
+}
+
 std::string decode_base64(const std::string& s) {
   const std::string digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
@@ -135,16 +143,14 @@ TEST(Describe, ResumesWithGalleryAfterSigkill) {
   // A kill between the gallery's sync and the captions' leaves the gallery an image ahead: the
   // resumed job drops that image from the gallery and captions it again.
   const std::string html = test::read_bytes(dir.path("full.html"));
-  size_t cut = html.find("<main>\n") + 7;
-  for (int i = 0; i < 3; ++i) cut = html.find('\n', cut) + 1;
-  test::write_bytes(dir.path("ahead.html.partial"), html.substr(0, cut));
+  test::write_bytes(dir.path("ahead.html.partial"), gallery_head(html, 3));
   const auto records = lines(test::read_bytes(dir.path("full.jsonl")));
   test::write_bytes(dir.path("ahead.jsonl.partial"), records[0] + "\n" + records[1] + "\n");
   test::expect_resume_completes(args("ahead"), dir.path("ahead.jsonl"), 2, 6, dir.path("full.jsonl"));
   EXPECT_EQ(test::read_bytes(dir.path("ahead.html")), html);
 
   // A gallery behind the captions (not of this job, or cut by hand) is refused, naming it.
-  test::write_bytes(dir.path("behind.html.partial"), html.substr(0, html.find('\n', html.find("<main>\n") + 7) + 1));
+  test::write_bytes(dir.path("behind.html.partial"), gallery_head(html, 1));
   test::write_bytes(dir.path("behind.jsonl.partial"), records[0] + "\n" + records[1] + "\n");
   test::expect_one_line_error(run_cli(args("behind") + " --resume"), "behind.html.partial: holds 1 images, the captions kept 2");
 
@@ -173,7 +179,7 @@ TEST(Describe, NamesWithLineBreaksResume) {
   ASSERT_EQ(run_cli(args("full")).status, 0);
   const std::string html = test::read_bytes(dir.path("full.html"));
   EXPECT_NE(html.find("0&#10;b.jpg"), std::string::npos);
-  test::write_bytes(dir.path("r.html.partial"), html.substr(0, html.find('\n', html.find("<main>\n") + 7) + 1));
+  test::write_bytes(dir.path("r.html.partial"), gallery_head(html, 1));
   test::write_bytes(dir.path("r.jsonl.partial"), lines(test::read_bytes(dir.path("full.jsonl")))[0] + "\n");
   test::expect_resume_completes(args("r"), dir.path("r.jsonl"), 1, 2, dir.path("full.jsonl"));
   EXPECT_EQ(test::read_bytes(dir.path("r.html")), html);

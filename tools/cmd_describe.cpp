@@ -56,13 +56,7 @@ std::string gallery_title(const std::vector<std::string>& inputs) {
 
 // The inputs a resumed job still has to caption (keys: paths, or image names for features).
 std::vector<std::string> not_done(const std::vector<std::string>& keys, CaptionWriter& out, Progress& progress) {
-  std::vector<std::string> todo;
-  for (const auto& k : keys)
-    if (!out.take_done(k)) todo.push_back(k);
-  if (todo.size() < keys.size())
-    progress.line("resuming: " + std::to_string(keys.size() - todo.size()) + " of " + std::to_string(keys.size()) +
-                  " already captioned in the partial output");
-  return todo;
+  return resume_todo(keys, [&](const std::string& k) { return out.take_done(k); }, "captioned", progress);
 }
 
 // Decode threads -> encoder -> batched beam search -> writer, one batch at a time: memory stays

@@ -45,12 +45,8 @@ Command add_features(CLI::App& app) {
             auto encoder = load_encoder(ctx, files, a->run);
             Progress progress(Progress::stderr_is_terminal());
             FeaturesWriter out(a->output, encoder->feature_dim(), a->resume);
-            std::vector<std::string> todo;
-            for (const auto& p : paths)
-              if (!out.has_path(p)) todo.push_back(p);
-            if (todo.size() < paths.size())
-              progress.line("resuming: " + std::to_string(paths.size() - todo.size()) + " of " +
-                            std::to_string(paths.size()) + " already encoded in the partial output");
+            const std::vector<std::string> todo =
+                resume_todo(paths, [&](const std::string& p) { return out.has_path(p); }, "encoded", progress);
             FailedImages failed(todo.size(), progress);
             size_t done = 0;  // images encoded or failed in this run
             bool noted = false;

@@ -57,4 +57,16 @@ std::string rate_status(size_t done, size_t total, const std::string& unit, std:
   return buf;
 }
 
+std::vector<std::string> resume_todo(const std::vector<std::string>& inputs,
+                                     const std::function<bool(const std::string&)>& done, const std::string& did,
+                                     Progress& progress) {
+  std::vector<std::string> todo;
+  for (const auto& in : inputs)
+    if (!done(in)) todo.push_back(in);
+  if (todo.size() < inputs.size())
+    progress.line("resuming: " + std::to_string(inputs.size() - todo.size()) + " of " + std::to_string(inputs.size()) +
+                  " already " + did + " in the partial output");
+  return todo;
+}
+
 }  // namespace caption::cli
