@@ -4,8 +4,9 @@
 // NHWC (the engine's --bf16): every forward algorithm cuDNN accepts, as the fused call the engine
 // makes (cudnnConvolutionBiasActivationForward with the class's bias, residual and ReLU) and as
 // the plain convolution (cudnnConvolutionForward, whose epilogue the engine would add as one more
-// pass), each the median of 10 calls timed with events after 2 warm-ups; beside them the engine's
-// own conv2d calls with the algorithm its heuristic and its timed search choose
+// pass), each the median of 10 calls timed with events after 2 warm-ups; for 1x1 stride-1 NHWC
+// convolutions also the cuBLASLt matmul with the epilogue fused (kernels/conv2d_gemm.h); beside
+// them the engine's own conv2d calls with the route its heuristic and its timed search choose
 // (kernels/conv2d.h), and which one each chose.
 //
 //   build/bench/conv_algos 32 1 > conv-algos.md        # markdown; needs a GPU
@@ -22,6 +23,7 @@
 
 #include "bench/conv_classes.h"
 #include "kernels/conv2d_cudnn.h"
+#include "kernels/conv2d_gemm.h"
 #include "kernels/element.cuh"
 #include "runtime/context.h"
 #include "runtime/cuda_check.h"
@@ -83,11 +85,21 @@ double median_us(cudaStream_t stream, Call call) {
   return us[us.size() / 2];
 }
 
-std::string cell(double us, int algo) {
-  if (us < 0 || algo < 0) return "n/a";
+std::string cell(double us, const char* what) {
+  if (us < 0) return "n/a";
   char text[64];
-  std::snprintf(text, sizeof text, "%.1f (%s)", us, kAlgoNames[algo]);
+  std::snprintf(text, sizeof text, "%.1f (%s)", us, what);
   return text;
+}
+std::string cell(double us, int algo) { return algo < 0 ? "n/a" : cell(us, kAlgoNames[algo]); }
+
+std::string cell(double us, const cuda::ConvChoice& c) {
+  switch (c.route) {
+    case cuda::ConvRoute::Gemm: return cell(us, "cuBLASLt");
+    case cuda::ConvRoute::CudnnFused: return cell(us, c.algo) + " fused";
+    case cuda::ConvRoute::CudnnPlain: return cell(us, c.algo) + " plain";
+  }
+  return "n/a";
 }
 
 struct Timed {
@@ -125,6 +137,14 @@ void sweep(const Exec& ex, const ConvClass& c, Layout layout, bool bf16) {
       return cudnnConvolutionForward(dnn, &one, d.x, x.p, d.w, w.p, d.conv, algo, ws.p, bytes, &zero, d.y, y.p);
     }), a);
   }
+  // The matmul route, where the shape is one it serves (cudaMalloc'd pointers are aligned for it).
+  double gemm_us = -1;
+  if (const auto spec = cuda::conv_gemm_spec(s, layout, bf16 ? DType::BF16 : DType::F32, false, c.relu, c.residual))
+    if (const auto mm = cuda::LtMatmul::plan(ex.blas, *spec, bias.p))
+      gemm_us = median_us(stream, [&] {
+        mm->run(ex, w.p, x.p, c.residual ? z.p : nullptr, bias.p, y.p);
+        return CUDNN_STATUS_SUCCESS;
+      });
   // The engine's own calls (kernels/conv2d.cu), with each way it can choose, and what it chose.
   std::string engine[2];
   for (ConvSearch search : {ConvSearch::Heuristic, ConvSearch::Timed}) {
@@ -138,13 +158,13 @@ void sweep(const Exec& ex, const ConvClass& c, Layout layout, bool bf16) {
       return CUDNN_STATUS_SUCCESS;
     });
     const auto choice = bf16 ? cuda::conv2d_choice(s, p16) : cuda::conv2d_choice(s, p);
-    engine[search == ConvSearch::Timed] =
-        choice ? cell(t, choice->algo) + (choice->fused ? " fused" : " plain") : std::string("n/a");
+    engine[search == ConvSearch::Timed] = choice ? cell(t, *choice) : std::string("n/a");
   }
   const double gflop = 2.0 * double(out) * s.C * s.R * s.S * 1e-9;
   const std::string kind = std::string(layout_name(layout)) + (bf16 ? " bf16" : " fp32");
-  std::printf("| %s | %d | %s | %.2f | %s | %s | %s | %s |\n", c.name.c_str(), s.N, kind.c_str(), gflop,
-              engine[0].c_str(), engine[1].c_str(), cell(fused.us, fused.algo).c_str(), cell(plain.us, plain.algo).c_str());
+  std::printf("| %s | %d | %s | %.2f | %s | %s | %s | %s | %s |\n", c.name.c_str(), s.N, kind.c_str(), gflop,
+              engine[0].c_str(), engine[1].c_str(), cell(fused.us, fused.algo).c_str(), cell(plain.us, plain.algo).c_str(),
+              cell(gemm_us, "cuBLASLt").c_str());
 }
 
 }  // namespace
@@ -174,11 +194,12 @@ int main(int argc, char** argv) {
     Context ctx(Device::CUDA);
     std::printf("cuDNN %zu on %s, FP32 (FMA math) and bfloat16 (tensor cores, FP32 accumulation), median of 10 "
                 "calls, µs (algorithm); plain = the convolution alone, without the bias/residual/ReLU pass it "
-                "would need; engine = kernels/conv2d.cu's call with its heuristic or timed choice, epilogue "
-                "included\n\n",
+                "would need; cuBLASLt = 1x1 convolutions as one matmul with bias, residual and ReLU fused; "
+                "engine = kernels/conv2d.cu's call with its heuristic or timed choice, epilogue included\n\n",
                 cudnnGetVersion(), prop.name);
-    std::printf("| conv | batch | layout | GFLOP | engine heuristic | engine timed | fastest fused | fastest plain |\n");
-    std::printf("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    std::printf("| conv | batch | layout | GFLOP | engine heuristic | engine timed | fastest fused | fastest plain | "
+                "cuBLASLt |\n");
+    std::printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for (int batch : batches)
       for (ConvClass c : conv_classes()) {
         c.shape.N = batch;

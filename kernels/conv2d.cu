@@ -8,6 +8,7 @@
 
 #include "kernels/conv2d.h"
 #include "kernels/conv2d_cudnn.h"
+#include "kernels/conv2d_gemm.h"
 #include "kernels/element.cuh"
 #include "runtime/context.h"
 #include "runtime/cuda_check.h"
@@ -24,7 +25,7 @@ constexpr size_t kMaxWorkspace = size_t(256) << 20;
 constexpr int kTimedCalls = 3;
 
 // One call's arguments in either precision. bias is FP32 (our epilogue's); fused_bias is the one
-// cuDNN's fused call takes, in y's type.
+// cuDNN's fused call and cuBLASLt's epilogue take, in y's type.
 struct Call {
   DType dtype;  // F32 or BF16
   const void *x, *w, *bias, *fused_bias, *residual;
@@ -101,15 +102,17 @@ void bias_act(const Exec& ex, const ConvShape& s, const Call& c) {
     launch_bias_act<float, kLayout>(ex, c, total, s.K, plane);
 }
 
-// Everything cuDNN needs for one (shape, flags): descriptors, and the chosen algorithm with its
-// math type (set on `conv`), workspace size, and whether the fused bias+activation call runs it.
+// Everything one (shape, flags) needs: cuDNN's descriptors, the cuBLASLt plan where the timed
+// search weighs one, and the chosen route with its algorithm, math type (set on `conv`) and
+// workspace size.
 struct Plan : ConvDescriptors {
-  ConvChoice choice{CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, false, 0};
+  ConvChoice choice{ConvRoute::CudnnPlain, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, 0};
+  std::unique_ptr<LtMatmul> gemm;
 
   Plan(const ConvShape& s, const Call& c) : ConvDescriptors(s, c.layout, c.data_type(), c.relu) {}
   void choose(const ConvChoice& c, cudnnMathType_t math) {
     choice = c;
-    CUDNN_CHECK_THROW(cudnnSetConvolutionMathType(conv, math));
+    if (c.route != ConvRoute::Gemm) CUDNN_CHECK_THROW(cudnnSetConvolutionMathType(conv, math));
   }
 };
 
@@ -119,26 +122,38 @@ struct Key {
   DType dtype;
   Layout layout;
   ConvSearch search;
+  bool aligned;  // every pointer kConvGemmAlignment-aligned: the cuBLASLt route may be weighed
   auto tie() const {
-    return std::tie(device, N, H, W, C, K, R, S, stride, pad, relu, residual, tf32, dtype, layout, search);
+    return std::tie(device, N, H, W, C, K, R, S, stride, pad, relu, residual, tf32, dtype, layout, search, aligned);
   }
   bool operator<(const Key& o) const { return tie() < o.tie(); }
 };
+
+bool aligned(const Call& c) {
+  for (const void* p : {c.x, c.w, c.fused_bias, c.residual, static_cast<const void*>(c.y)})
+    if (p && alignment_of(p) < kConvGemmAlignment) return false;
+  return true;
+}
 
 Key key_of(const ConvShape& s, const Call& c) {
   int device = 0;
   CUDA_CHECK_THROW(cudaGetDevice(&device));
   return Key{device, s.N, s.H, s.W, s.C, s.K, s.R, s.S, s.stride, s.pad, c.relu, c.residual != nullptr, c.tf32,
-             c.dtype, c.layout, c.search};
+             c.dtype, c.layout, c.search, aligned(c)};
 }
 
-// One status: the fused call, or the plain convolution (whose success is followed by our epilogue).
+// One status: the fused call, or the plain convolution (whose success is followed by our
+// epilogue). The cuBLASLt route throws on failure instead: its plan already has an algorithm.
 cudnnStatus_t run(const Exec& ex, const Plan& plan, const ConvShape& s, const Call& c) {
   const ConvChoice& ch = plan.choice;
+  if (ch.route == ConvRoute::Gemm) {
+    plan.gemm->run(ex, c.w, c.x, c.residual, c.fused_bias, c.y);
+    return CUDNN_STATUS_SUCCESS;
+  }
   const auto algo = cudnnConvolutionFwdAlgo_t(ch.algo);
   PoolBuffer<char> ws(*ex.pool, ch.workspace, ex.stream);
   const float one = 1.f, zero = 0.f;  // scaling factors are float for float and bfloat16 data
-  if (ch.fused) {
+  if (ch.route == ConvRoute::CudnnFused) {
     // Without a residual, z is y itself scaled by alpha2 = 0. cuDNN still reads z (on an H200,
     // compute-sanitizer initcheck saw it convert the layout of a tensor nothing had written, and
     // z is the only such input), and 0 * NaN is NaN, so y is zeroed first.
@@ -172,8 +187,9 @@ struct Candidate {
 // cuDNN's heuristic ranking, fused calls before plain ones: every (algorithm, call) that the
 // flags allow and whose workspace fits. cuDNN only knows at call time whether the fused kernel
 // exists for a case (identity activation, for one, is IMPLICIT_PRECOMP_GEMM only), so these are
-// candidates until a call succeeds.
-std::vector<Candidate> candidates(const Exec& ex, Plan& plan, const Call& call) {
+// candidates until a call succeeds. The timed search adds the cuBLASLt matmul last where it
+// serves the shape and the pointers are aligned for it.
+std::vector<Candidate> candidates(const Exec& ex, Plan& plan, const ConvShape& s, const Call& call) {
   // CUDNN_DEFAULT_MATH permits TF32 on Ampere and later; FMA math is the strict FP32 setting.
   // bfloat16 is for tensor cores.
   const bool tensor_cores = call.tensor_cores();
@@ -197,8 +213,12 @@ std::vector<Candidate> candidates(const Exec& ex, Plan& plan, const Call& call) 
           cudnnGetConvolutionForwardWorkspaceSize(ex.dnn, plan.x, plan.w, plan.conv, plan.y, c.algo, &bytes);
       if (unsupported(st) || (st == CUDNN_STATUS_SUCCESS && bytes > kMaxWorkspace)) continue;
       CUDNN_CHECK_THROW(st);
-      out.push_back({{int(c.algo), fused, bytes}, math});
+      out.push_back({{fused ? ConvRoute::CudnnFused : ConvRoute::CudnnPlain, int(c.algo), bytes}, math});
     }
+  if (call.search == ConvSearch::Timed && aligned(call))
+    if (const auto spec = conv_gemm_spec(s, call.layout, call.dtype, call.tf32, call.relu, call.residual != nullptr))
+      if ((plan.gemm = LtMatmul::plan(ex.blas, *spec, call.fused_bias)))
+        out.push_back({{ConvRoute::Gemm, -1, plan.gemm->workspace()}, CUDNN_DEFAULT_MATH});
   return out;
 }
 
@@ -225,7 +245,7 @@ std::unique_ptr<Plan> make_plan(const Exec& ex, const ConvShape& s, const Call& 
   auto plan = std::make_unique<Plan>(s, c);
   const Candidate* best = nullptr;
   float best_ms = 0;
-  const std::vector<Candidate> all = candidates(ex, *plan, c);
+  const std::vector<Candidate> all = candidates(ex, *plan, s, c);
   for (const Candidate& cand : all) {
     plan->choose(cand.choice, cand.math);
     const cudnnStatus_t st = run(ex, *plan, s, c);
@@ -237,6 +257,7 @@ std::unique_ptr<Plan> make_plan(const Exec& ex, const ConvShape& s, const Call& 
   }
   if (!best) throw CudaError("conv2d: no cuDNN algorithm for this shape");
   plan->choose(best->choice, best->math);
+  if (best->choice.route != ConvRoute::Gemm) plan->gemm.reset();
   CUDNN_CHECK_THROW(run(ex, *plan, s, c));
   return plan;
 }

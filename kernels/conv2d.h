@@ -5,7 +5,8 @@
 // and on every ResNet50 shape faster than OpenBLAS's SGEMM on that matrix alone (README,
 // Performance).
 // CUDA: cuDNN (cudnnConvolutionBiasActivationForward, the residual as its z input where cuDNN
-// allows), NHWC or NCHW, algorithm chosen once per shape and cached, workspace from the pool.
+// allows), NHWC or NCHW, algorithm chosen once per shape and cached, workspace from the pool; the
+// timed search also weighs a cuBLASLt matmul for 1x1 NHWC convolutions.
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -26,8 +27,9 @@ struct ConvShape {
 
 // How CUDA picks a shape's algorithm on its first call. Heuristic: the first that works in
 // cuDNN's ranking (no timing, so every process picks the same one and computes the same bits).
-// Timed: every candidate runs, the fastest is kept (PyTorch's cudnn.benchmark); the first call
-// of each shape costs some milliseconds, and two processes may pick differently.
+// Timed: every candidate runs, the fastest is kept (PyTorch's cudnn.benchmark), and for 1x1
+// stride-1 NHWC convolutions a cuBLASLt matmul is one of them; the first call of each shape costs
+// some milliseconds, and two processes may pick differently.
 enum class ConvSearch { Heuristic, Timed };
 
 struct ConvParams {
@@ -71,9 +73,14 @@ void conv2d(const Exec& ex, const ConvShape& s, const uint16_t* x, const ConvPar
 
 // What conv2d runs for (s, p) on the current device, once a call has chosen it: for the
 // benchmarks that put the engine's choice beside every alternative.
+enum class ConvRoute {
+  CudnnFused,  // cudnnConvolutionBiasActivationForward
+  CudnnPlain,  // cudnnConvolutionForward, then our bias/residual/ReLU pass
+  Gemm,        // a cuBLASLt matmul with the epilogue fused (1x1 NHWC; kernels/conv2d_gemm.h)
+};
 struct ConvChoice {
-  int algo;          // a cudnnConvolutionFwdAlgo_t
-  bool fused;        // cudnnConvolutionBiasActivationForward, else the plain call + our epilogue
+  ConvRoute route;
+  int algo;          // the cuDNN routes' cudnnConvolutionFwdAlgo_t; -1 for Gemm
   size_t workspace;  // bytes
 };
 std::optional<ConvChoice> conv2d_choice(const ConvShape& s, const ConvParams& p);

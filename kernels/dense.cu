@@ -1,9 +1,8 @@
-#include <cublasLt.h>
-
 #include <cstdint>
 
 #include "kernels/dense.h"
 #include "kernels/gemm.h"
+#include "kernels/lt_matmul.h"
 #include "runtime/cuda_check.h"
 #include "runtime/memory_pool.h"
 
@@ -11,82 +10,17 @@ namespace caption::cuda {
 
 namespace {
 
-// Owns the cuBLASLt descriptors of one call, so that a throw releases them.
-struct LtPlan {
-  cublasLtMatmulDesc_t op = nullptr;
-  cublasLtMatrixLayout_t w = nullptr, x = nullptr, y = nullptr;
-  cublasLtMatmulPreference_t pref = nullptr;
-  LtPlan() = default;
-  LtPlan(const LtPlan&) = delete;
-  LtPlan& operator=(const LtPlan&) = delete;
-  ~LtPlan() {
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
-    if (y) cublasLtMatrixLayoutDestroy(y);
-    if (x) cublasLtMatrixLayoutDestroy(x);
-    if (w) cublasLtMatrixLayoutDestroy(w);
-    if (op) cublasLtMatmulDescDestroy(op);
-  }
-};
-
-// The alignment cuBLASLt may assume for a pointer: the largest power of two up to 256 that
-// divides it. Callers may pass views into larger buffers, so the default (256) is unsafe.
-uint32_t alignment_of(const void* p) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  uint32_t al = 256;
-  while (al > 1 && a % al != 0) al /= 2;
-  return al;
-}
-
-constexpr uint64_t kMaxWorkspace = 32u << 20;
-
-// y = act(x W^T + b) as one cuBLASLt matmul with the bias (+ReLU) epilogue. In column-major
-// terms y^T [N,M] = W [N,K] x^T [K,M]: row-major W is the K x N column-major matrix W^T, taken
-// transposed, and row-major x is the K x M column-major x^T, taken as is. The epilogue adds
-// the bias along the N rows of y^T, one value per output feature. Returns false when
-// cuBLASLt offers no algorithm for this case, so that the caller takes the unfused route.
+// y = act(x W^T + b) as one cuBLASLt matmul with the bias (+ReLU) epilogue (kernels/lt_matmul.h:
+// y^T = W x^T). Returns false when cuBLASLt offers no algorithm for this case, so that the caller
+// takes the unfused route.
 bool lt_dense_forward(const Exec& ex, const float* x, const float* W, const float* b, float* y, int M, int N,
                       int K, Activation act) {
-  LtPlan p;
-  // Pedantic FP32, like the shared cuBLAS handle: no TF32.
-  CUBLAS_CHECK_THROW(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F_PEDANTIC, CUDA_R_32F));
-  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-  const cublasLtEpilogue_t epi = act == Activation::ReLU ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
-  CUBLAS_CHECK_THROW(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
-  CUBLAS_CHECK_THROW(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-  CUBLAS_CHECK_THROW(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
-  // Set before the heuristic query, which reads the pointer's alignment.
-  CUBLAS_CHECK_THROW(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &b, sizeof(b)));
-
-  CUBLAS_CHECK_THROW(cublasLtMatrixLayoutCreate(&p.w, CUDA_R_32F, K, N, K));
-  CUBLAS_CHECK_THROW(cublasLtMatrixLayoutCreate(&p.x, CUDA_R_32F, K, M, K));
-  CUBLAS_CHECK_THROW(cublasLtMatrixLayoutCreate(&p.y, CUDA_R_32F, N, M, N));
-
-  CUBLAS_CHECK_THROW(cublasLtMatmulPreferenceCreate(&p.pref));
-  const uint64_t max_ws = kMaxWorkspace;
-  const uint32_t align_w = alignment_of(W), align_x = alignment_of(x), align_y = alignment_of(y);
-  CUBLAS_CHECK_THROW(cublasLtMatmulPreferenceSetAttribute(p.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                          &max_ws, sizeof(max_ws)));
-  CUBLAS_CHECK_THROW(cublasLtMatmulPreferenceSetAttribute(p.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
-                                                          &align_w, sizeof(align_w)));
-  CUBLAS_CHECK_THROW(cublasLtMatmulPreferenceSetAttribute(p.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                                                          &align_x, sizeof(align_x)));
-  CUBLAS_CHECK_THROW(cublasLtMatmulPreferenceSetAttribute(p.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
-                                                          &align_y, sizeof(align_y)));
-  CUBLAS_CHECK_THROW(cublasLtMatmulPreferenceSetAttribute(p.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
-                                                          &align_y, sizeof(align_y)));
-
-  // A cuBLAS handle may be used wherever a cuBLASLt handle is expected.
-  cublasLtHandle_t lt = reinterpret_cast<cublasLtHandle_t>(ex.blas);
-  cublasLtMatmulHeuristicResult_t heur{};
-  int found = 0;
-  cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt, p.op, p.w, p.x, p.y, p.y, p.pref, 1, &heur, &found);
-  if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && found == 0)) return false;
-  CUBLAS_CHECK_THROW(st);
-
-  PoolBuffer<char> workspace(*ex.pool, heur.workspaceSize, ex.stream);
-  const float alpha = 1.f, beta = 0.f;
-  CUBLAS_CHECK_THROW(cublasLtMatmul(lt, p.op, &alpha, W, p.w, x, p.x, &beta, y, p.y, y, p.y, &heur.algo,
-                                    workspace.data(), heur.workspaceSize, ex.stream));
+  // Callers may pass views into larger buffers: assume only the alignment the pointers have.
+  const LtMatmulSpec spec{N, M, K, true, DType::F32, false, act == Activation::ReLU, false,
+                          alignment_of(W), alignment_of(x), 0, alignment_of(y)};
+  const auto plan = LtMatmul::plan(ex.blas, spec, b);
+  if (!plan) return false;
+  plan->run(ex, W, x, nullptr, b, y);
   return true;
 }
 

@@ -6,10 +6,14 @@
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <string>
+#include <type_traits>
 
 #if CAPTION_HAS_CUDA
 #include <cudnn.h>
+
+#include "kernels/conv2d_gemm.h"
 #endif
 
 #include "kernels/parallel.h"
@@ -263,22 +267,97 @@ TEST(Conv2d, CudaChoiceIsReported) {
   Context gpu(Device::CUDA);
   const ConvShape s{2, 7, 9, 5, 7, 3, 3, 2, 1};
   const Inputs in = make_inputs(s, 330);
-  float any = 0;  // the choice depends on whether there is a residual, not on where it is
+  // The choice depends on whether there is a residual and whether the pointers are 16-byte aligned
+  // (as device allocations are), not on where they point.
+  alignas(16) float any = 0;
   for (const Variant& v : kVariants) {
     const ConvParams p{&any, &any, &any, true, false, v.layout, v.search};
     run_cuda(gpu, s, in, true, true, v);
     const auto choice = cuda::conv2d_choice(s, p);
     ASSERT_TRUE(choice.has_value()) << name(v);
+    EXPECT_NE(choice->route, cuda::ConvRoute::Gemm) << name(v) << ": a 3x3 convolution is no matmul";
     EXPECT_GE(choice->algo, 0) << name(v);
     EXPECT_LT(choice->algo, int(CUDNN_CONVOLUTION_FWD_ALGO_COUNT)) << name(v);
   }
   EXPECT_FALSE(cuda::conv2d_choice(ConvShape{5, 11, 13, 5, 7, 3, 3, 2, 1}, ConvParams{&any, &any, &any, true}))
       << "no test calls this shape";
 }
+
+// The cuBLASLt route (kernels/conv2d_gemm.h) serves exactly the 1x1 stride-1 unpadded NHWC
+// convolutions, as the matmul y^T [K, N*H*W] = w [K, C] x^T.
+TEST(Conv2d, GemmRouteServesUnpadded1x1Stride1NhwcOnly) {
+  const ConvShape s{3, 5, 7, 11, 13, 1, 1, 1, 0};
+  const auto spec = cuda::conv_gemm_spec(s, Layout::NHWC, DType::F32, false, true, true);
+  ASSERT_TRUE(spec.has_value());
+  EXPECT_EQ(spec->m, 13);
+  EXPECT_EQ(spec->n, 3 * 5 * 7);
+  EXPECT_EQ(spec->k, 11);
+  EXPECT_TRUE(spec->trans_a);
+  EXPECT_TRUE(spec->relu);
+  EXPECT_TRUE(spec->accumulate);
+  EXPECT_FALSE(cuda::conv_gemm_spec(s, Layout::NCHW, DType::F32, false, true, true));
+  for (const ConvShape& other : {ConvShape{3, 5, 7, 11, 13, 3, 3, 1, 1}, ConvShape{3, 5, 7, 11, 13, 1, 1, 2, 0},
+                                 ConvShape{3, 5, 7, 11, 13, 1, 1, 1, 1}, ConvShape{3, 5, 7, 11, 13, 1, 3, 1, 0}})
+    EXPECT_FALSE(cuda::conv_gemm_spec(other, Layout::NHWC, DType::F32, false, true, true))
+        << other.R << "x" << other.S << " stride " << other.stride << " pad " << other.pad;
+}
+
+// The route run on its own: the timed search picks it only where it is fastest, so the other
+// tests may never reach it. Null when cuBLASLt offers no algorithm. T is float or bfloat16 bits.
+template <class T>
+std::optional<std::vector<float>> run_gemm(Context& gpu, const ConvShape& s, const Inputs& in, bool residual,
+                                           bool relu, bool tf32 = false) {
+  constexpr bool bf16 = std::is_same_v<T, uint16_t>;
+  auto up = [&](const std::vector<float>& v) {
+    if constexpr (bf16) return test::to_device(gpu, test::to_bf16(v));
+    else return test::to_device(gpu, v);
+  };
+  auto dx = up(in.x), dw = up(in.w), dr = up(in.res), db = up(in.bias);
+  auto dy = up(std::vector<float>(size_t(s.N) * s.P() * s.Q() * s.K, std::numeric_limits<float>::quiet_NaN()));
+  const auto spec = cuda::conv_gemm_spec(s, Layout::NHWC, bf16 ? DType::BF16 : DType::F32, tf32, relu, residual);
+  const auto mm = cuda::LtMatmul::plan(gpu.exec().blas, spec.value(), db.data());
+  if (!mm) return std::nullopt;
+  mm->run(gpu.exec(), dw.data(), dx.data(), residual ? dr.data() : nullptr, db.data(), dy.data());
+  if constexpr (bf16) return test::from_bf16(test::to_host(gpu, dy));
+  else return test::to_host(gpu, dy);
+}
+
+TEST(Conv2d, CudaGemmRouteMatchesCpu) {
+  REQUIRE_CUDA();
+  Context gpu(Device::CUDA);
+  std::vector<Case> cases;
+  for (const Case& c : odd_cases())
+    if (cuda::conv_gemm_spec(c.s, Layout::NHWC, DType::F32, false, c.relu, c.residual)) cases.push_back(c);
+  ASSERT_GE(cases.size(), 3u);
+  cases.push_back({{1, 1, 1, 3, 5, 1, 1, 1, 0}, true, true});          // one pixel
+  cases.push_back({{2, 14, 14, 256, 1024, 1, 1, 1, 0}, true, true});   // a ResNet expand
+  cases.push_back({{3, 28, 28, 512, 128, 1, 1, 1, 0}, false, true});   // a ResNet reduce
+  uint32_t seed = 700;
+  int ran = 0;
+  for (const Case& c : cases) {
+    Inputs in = make_inputs(c.s, seed += 10);
+    const std::string what = "C=" + std::to_string(c.s.C) + " K=" + std::to_string(c.s.K) +
+                             " N*H*W=" + std::to_string(c.s.N * c.s.H * c.s.W);
+    const auto ref = run_cpu(c.s, in, c.residual, c.relu);
+    if (const auto y = run_gemm<float>(gpu, c.s, in, c.residual, c.relu)) {
+      EXPECT_TRUE(close_to_scale(*y, ref, 1e-4f)) << "fp32 " << what;
+      ++ran;
+    }
+    if (const auto y = run_gemm<float>(gpu, c.s, in, c.residual, c.relu, true))
+      EXPECT_TRUE(close_to_scale(*y, ref, 5e-3f)) << "tf32 " << what;
+    // bfloat16 values in; the epilogue's bias is bfloat16 too (see CudaBf16CloseToCpu).
+    for (auto* v : {&in.x, &in.w, &in.res, &in.bias}) *v = test::from_bf16(test::to_bf16(*v));
+    if (const auto y = run_gemm<uint16_t>(gpu, c.s, in, c.residual, c.relu))
+      EXPECT_TRUE(close_to_scale(*y, run_cpu(c.s, in, c.residual, c.relu), 2e-2f)) << "bf16 " << what;
+  }
+  EXPECT_EQ(ran, int(cases.size())) << "cuBLASLt offered no FP32 algorithm for some shapes";
+}
+
 #endif
 
 // x = 1 + 2^-15 and w = 1 over C = 256: every partial sum is exact in FP32 (256.0078125), while TF32
-// rounds x to 1 and gives 256. A 1x1 kernel leaves cuDNN no Winograd/FFT transform to round with.
+// rounds x to 1 and gives 256. A 1x1 kernel leaves cuDNN no Winograd/FFT transform to round with;
+// the cuBLASLt route is checked the same way.
 TEST(Conv2d, CudaPlainFp32IsNotTf32) {
   REQUIRE_CUDA();
   Context gpu(Device::CUDA);
@@ -288,10 +367,15 @@ TEST(Conv2d, CudaPlainFp32IsNotTf32) {
   in.w.assign(size_t(s.K) * s.C, 1.f);
   in.bias.assign(s.K, 0.f);
   in.res.assign(size_t(s.N) * s.P() * s.Q() * s.K, 0.f);
-  for (Layout layout : {Layout::NHWC, Layout::NCHW}) {
-    const auto y = run_cuda(gpu, s, in, false, false, {layout, ConvSearch::Heuristic});
-    EXPECT_TRUE(all_close(y, std::vector<float>(y.size(), 256.0078125f), 0.f, 1e-4f)) << layout_name(layout);
-  }
+  const std::vector<float> exact(size_t(s.N) * s.P() * s.Q() * s.K, 256.0078125f);
+  for (Layout layout : {Layout::NHWC, Layout::NCHW})
+    EXPECT_TRUE(all_close(run_cuda(gpu, s, in, false, false, {layout, ConvSearch::Heuristic}), exact, 0.f, 1e-4f))
+        << layout_name(layout);
+#if CAPTION_HAS_CUDA
+  const auto y = run_gemm<float>(gpu, s, in, false, false);
+  ASSERT_TRUE(y.has_value());
+  EXPECT_TRUE(all_close(*y, exact, 0.f, 1e-4f)) << "cuBLASLt";
+#endif
 }
 
 // bfloat16 (CUDA only): inputs that are bfloat16 values give the FP32 result on them, accumulated in

@@ -1,0 +1,111 @@
+#include "kernels/lt_matmul.h"
+
+#include <utility>
+
+#include "runtime/cuda_check.h"
+#include "runtime/memory_pool.h"
+
+namespace caption::cuda {
+
+namespace {
+
+constexpr uint64_t kMaxWorkspace = 32u << 20;
+
+// One call's operation descriptor. The bias pointer is one of its attributes, so each call makes
+// its own: a plan shared by threads is never written.
+struct OpDesc {
+  cublasLtMatmulDesc_t op = nullptr;
+  OpDesc(const LtMatmulSpec& s, const void* bias) {
+    const cublasComputeType_t compute = s.dtype == DType::BF16 ? CUBLAS_COMPUTE_32F
+                                        : s.tf32               ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                               : CUBLAS_COMPUTE_32F_PEDANTIC;
+    CUBLAS_CHECK_THROW(cublasLtMatmulDescCreate(&op, compute, CUDA_R_32F));
+    try {
+      const cublasOperation_t ta = s.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = CUBLAS_OP_N;
+      const cublasLtEpilogue_t epi = s.relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+      CUBLAS_CHECK_THROW(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+      CUBLAS_CHECK_THROW(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+      CUBLAS_CHECK_THROW(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+      CUBLAS_CHECK_THROW(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    } catch (...) {
+      cublasLtMatmulDescDestroy(op);
+      throw;
+    }
+  }
+  ~OpDesc() { cublasLtMatmulDescDestroy(op); }
+  OpDesc(const OpDesc&) = delete;
+  OpDesc& operator=(const OpDesc&) = delete;
+};
+
+struct Preference {
+  cublasLtMatmulPreference_t pref = nullptr;
+  explicit Preference(const LtMatmulSpec& s) {
+    CUBLAS_CHECK_THROW(cublasLtMatmulPreferenceCreate(&pref));
+    try {
+      const uint64_t max_ws = kMaxWorkspace;
+      CUBLAS_CHECK_THROW(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                              &max_ws, sizeof(max_ws)));
+      const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> alignments[] = {
+          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, s.align_a},
+          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, s.align_b},
+          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, s.accumulate ? s.align_c : s.align_d},
+          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, s.align_d}};
+      for (const auto& [attr, bytes] : alignments)
+        CUBLAS_CHECK_THROW(cublasLtMatmulPreferenceSetAttribute(pref, attr, &bytes, sizeof(bytes)));
+    } catch (...) {
+      cublasLtMatmulPreferenceDestroy(pref);
+      throw;
+    }
+  }
+  ~Preference() { cublasLtMatmulPreferenceDestroy(pref); }
+  Preference(const Preference&) = delete;
+  Preference& operator=(const Preference&) = delete;
+};
+
+// A cuBLAS handle may be used wherever a cuBLASLt handle is expected.
+cublasLtHandle_t lt_handle(BlasHandle blas) { return reinterpret_cast<cublasLtHandle_t>(blas); }
+
+}  // namespace
+
+uint32_t alignment_of(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  uint32_t al = 256;
+  while (al > 1 && a % al != 0) al /= 2;
+  return al;
+}
+
+std::unique_ptr<LtMatmul> LtMatmul::plan(BlasHandle blas, const LtMatmulSpec& spec, const void* bias) {
+  std::unique_ptr<LtMatmul> p(new LtMatmul);
+  p->spec_ = spec;
+  const cudaDataType_t type = spec.dtype == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F;
+  if (spec.trans_a) CUBLAS_CHECK_THROW(cublasLtMatrixLayoutCreate(&p->a_, type, spec.k, spec.m, spec.k));
+  else CUBLAS_CHECK_THROW(cublasLtMatrixLayoutCreate(&p->a_, type, spec.m, spec.k, spec.m));
+  CUBLAS_CHECK_THROW(cublasLtMatrixLayoutCreate(&p->b_, type, spec.k, spec.n, spec.k));
+  CUBLAS_CHECK_THROW(cublasLtMatrixLayoutCreate(&p->d_, type, spec.m, spec.n, spec.m));
+
+  const OpDesc op(spec, bias);
+  const Preference pref(spec);
+  int found = 0;
+  const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt_handle(blas), op.op, p->a_, p->b_, p->d_, p->d_,
+                                                           pref.pref, 1, &p->heuristic_, &found);
+  if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && found == 0)) return nullptr;
+  CUBLAS_CHECK_THROW(st);
+  return p;
+}
+
+LtMatmul::~LtMatmul() {
+  if (d_) cublasLtMatrixLayoutDestroy(d_);
+  if (b_) cublasLtMatrixLayoutDestroy(b_);
+  if (a_) cublasLtMatrixLayoutDestroy(a_);
+}
+
+void LtMatmul::run(const Exec& ex, const void* A, const void* B, const void* C, const void* bias, void* D) const {
+  const OpDesc op(spec_, bias);
+  PoolBuffer<char> workspace(*ex.pool, heuristic_.workspaceSize, ex.stream);
+  const float alpha = 1.f, beta = spec_.accumulate ? 1.f : 0.f;
+  CUBLAS_CHECK_THROW(cublasLtMatmul(lt_handle(ex.blas), op.op, &alpha, A, a_, B, b_, &beta,
+                                    spec_.accumulate ? C : D, d_, D, d_, &heuristic_.algo, workspace.data(),
+                                    heuristic_.workspaceSize, ex.stream));
+}
+
+}  // namespace caption::cuda

@@ -1,0 +1,54 @@
+#pragma once
+// One cuBLASLt matmul with the bias (+ReLU) epilogue, planned once and run many times:
+//   D = act(op(A) B + beta C + bias),  column-major, D m x n, the bias one value per row of D.
+// Serves the dense layer (kernels/dense.cu) and 1x1 NHWC convolutions (kernels/conv2d.cu), which
+// are the same product: in row-major terms y[rows, out] = x[rows, in] W[out, in]^T, that is
+// y^T = W x^T with W's row-major [out, in] read as the column-major in x out matrix, transposed.
+// CUDA builds only (it includes cuBLASLt); CPU code uses cpu::gemm.
+#include <cublasLt.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "runtime/exec.h"
+#include "runtime/tensor.h"
+
+namespace caption::cuda {
+
+struct LtMatmulSpec {
+  int64_t m, n, k;    // D is m x n; op(A) is m x k, B is k x n
+  bool trans_a;       // A is stored k x m (leading dimension k) and taken transposed; else m x k
+  DType dtype;        // of A, B, C, D and the bias: F32 or BF16 (products accumulate in FP32)
+  bool tf32;          // F32 only: allow TF32 tensor cores; else pedantic FP32, as the cuBLAS handle
+  bool relu;
+  bool accumulate;    // beta = 1 with C (same layout as D), else beta = 0 and C unused
+  // Bytes that the pointers passed to run() for A, B, C and D are aligned to (powers of two).
+  uint32_t align_a, align_b, align_c, align_d;
+};
+
+// The largest power of two up to 256 that divides p's address: what cuBLASLt may assume of it.
+uint32_t alignment_of(const void* p);
+
+class LtMatmul {
+ public:
+  // Null when cuBLASLt offers no algorithm for spec (the caller takes another route). `bias` is
+  // the first call's: the heuristic reads its alignment.
+  static std::unique_ptr<LtMatmul> plan(BlasHandle blas, const LtMatmulSpec& spec, const void* bias);
+  ~LtMatmul();
+  LtMatmul(const LtMatmul&) = delete;
+  LtMatmul& operator=(const LtMatmul&) = delete;
+
+  // On ex.stream, its workspace from ex.pool; the pointers honour spec.alignment. A plan is
+  // read-only here, so threads may share it.
+  void run(const Exec& ex, const void* A, const void* B, const void* C, const void* bias, void* D) const;
+  size_t workspace() const { return heuristic_.workspaceSize; }
+
+ private:
+  LtMatmul() = default;
+  LtMatmulSpec spec_{};
+  cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, d_ = nullptr;
+  cublasLtMatmulHeuristicResult_t heuristic_{};
+};
+
+}  // namespace caption::cuda
