@@ -140,7 +140,7 @@ void sweep(const Exec& ex, const ConvClass& c, Layout layout, bool bf16) {
   // The matmul route, where the shape is one it serves (cudaMalloc'd pointers are aligned for it).
   double gemm_us = -1;
   if (const auto spec = cuda::conv_gemm_spec(s, layout, bf16 ? DType::BF16 : DType::F32, false, c.relu, c.residual))
-    if (const auto mm = cuda::LtMatmul::plan(ex.blas, *spec, bias.p))
+    if (const auto mm = cuda::LtMatmul::plan(ex.blas, *spec))
       gemm_us = median_us(stream, [&] {
         mm->run(ex, w.p, x.p, c.residual ? z.p : nullptr, bias.p, y.p);
         return CUDNN_STATUS_SUCCESS;

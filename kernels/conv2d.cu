@@ -142,12 +142,14 @@ Key key_of(const ConvShape& s, const Call& c) {
              c.dtype, c.layout, c.search, aligned(c)};
 }
 
-// One status: the fused call, or the plain convolution (whose success is followed by our
-// epilogue). The cuBLASLt route throws on failure instead: its plan already has an algorithm.
+// One status: the fused call, the plain convolution (whose success is followed by our
+// epilogue), or the cuBLASLt matmul, whose refusal reads as cuDNN's (the search passes over it).
 cudnnStatus_t run(const Exec& ex, const Plan& plan, const ConvShape& s, const Call& c) {
   const ConvChoice& ch = plan.choice;
   if (ch.route == ConvRoute::Gemm) {
-    plan.gemm->run(ex, c.w, c.x, c.residual, c.fused_bias, c.y);
+    const cublasStatus_t st = plan.gemm->launch(ex, c.w, c.x, c.residual, c.fused_bias, c.y);
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE) return CUDNN_STATUS_NOT_SUPPORTED;
+    CUBLAS_CHECK_THROW(st);
     return CUDNN_STATUS_SUCCESS;
   }
   const auto algo = cudnnConvolutionFwdAlgo_t(ch.algo);
@@ -217,7 +219,7 @@ std::vector<Candidate> candidates(const Exec& ex, Plan& plan, const ConvShape& s
     }
   if (call.search == ConvSearch::Timed && aligned(call))
     if (const auto spec = conv_gemm_spec(s, call.layout, call.dtype, call.tf32, call.relu, call.residual != nullptr))
-      if ((plan.gemm = LtMatmul::plan(ex.blas, *spec, call.fused_bias)))
+      if ((plan.gemm = LtMatmul::plan(ex.blas, *spec)))
         out.push_back({{ConvRoute::Gemm, -1, plan.gemm->workspace()}, CUDNN_DEFAULT_MATH});
   return out;
 }

@@ -83,6 +83,7 @@ struct ConvChoice {
   int algo;          // the cuDNN routes' cudnnConvolutionFwdAlgo_t; -1 for Gemm
   size_t workspace;  // bytes
 };
+// Of the pointers, only whether those in p are 16-byte aligned matters (x and y are taken to be).
 std::optional<ConvChoice> conv2d_choice(const ConvShape& s, const ConvParams& p);
 std::optional<ConvChoice> conv2d_choice(const ConvShape& s, const ConvParamsBf16& p);
 }  // namespace cuda

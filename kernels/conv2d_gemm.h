@@ -19,7 +19,7 @@ inline std::optional<LtMatmulSpec> conv_gemm_spec(const ConvShape& s, Layout lay
                                                   bool relu, bool residual) {
   if (layout != Layout::NHWC || s.R != 1 || s.S != 1 || s.stride != 1 || s.pad != 0) return std::nullopt;
   const uint32_t a = kConvGemmAlignment;
-  return LtMatmulSpec{s.K, int64_t(s.N) * s.H * s.W, s.C, true, dtype, tf32, relu, residual, a, a, a, a};
+  return LtMatmulSpec{s.K, int64_t(s.N) * s.H * s.W, s.C, true, dtype, tf32, relu, residual, a, a, a, a, a};
 }
 
 }  // namespace caption::cuda

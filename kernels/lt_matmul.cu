@@ -74,7 +74,7 @@ uint32_t alignment_of(const void* p) {
   return al;
 }
 
-std::unique_ptr<LtMatmul> LtMatmul::plan(BlasHandle blas, const LtMatmulSpec& spec, const void* bias) {
+std::unique_ptr<LtMatmul> LtMatmul::plan(BlasHandle blas, const LtMatmulSpec& spec) {
   std::unique_ptr<LtMatmul> p(new LtMatmul);
   p->spec_ = spec;
   const cudaDataType_t type = spec.dtype == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F;
@@ -83,12 +83,16 @@ std::unique_ptr<LtMatmul> LtMatmul::plan(BlasHandle blas, const LtMatmulSpec& sp
   CUBLAS_CHECK_THROW(cublasLtMatrixLayoutCreate(&p->b_, type, spec.k, spec.n, spec.k));
   CUBLAS_CHECK_THROW(cublasLtMatrixLayoutCreate(&p->d_, type, spec.m, spec.n, spec.m));
 
-  const OpDesc op(spec, bias);
+  // The heuristic never reads through the bias pointer; it takes the pointer's alignment from its
+  // value. A stand-in with exactly the promised alignment keeps the choice valid for every call.
+  const OpDesc op(spec, reinterpret_cast<const void*>(uintptr_t(spec.align_bias)));
   const Preference pref(spec);
   int found = 0;
   const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt_handle(blas), op.op, p->a_, p->b_, p->d_, p->d_,
                                                            pref.pref, 1, &p->heuristic_, &found);
-  if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && found == 0)) return nullptr;
+  if (st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE ||
+      (st == CUBLAS_STATUS_SUCCESS && found == 0))
+    return nullptr;
   CUBLAS_CHECK_THROW(st);
   return p;
 }
@@ -99,13 +103,17 @@ LtMatmul::~LtMatmul() {
   if (a_) cublasLtMatrixLayoutDestroy(a_);
 }
 
-void LtMatmul::run(const Exec& ex, const void* A, const void* B, const void* C, const void* bias, void* D) const {
+cublasStatus_t LtMatmul::launch(const Exec& ex, const void* A, const void* B, const void* C, const void* bias,
+                                void* D) const {
   const OpDesc op(spec_, bias);
   PoolBuffer<char> workspace(*ex.pool, heuristic_.workspaceSize, ex.stream);
   const float alpha = 1.f, beta = spec_.accumulate ? 1.f : 0.f;
-  CUBLAS_CHECK_THROW(cublasLtMatmul(lt_handle(ex.blas), op.op, &alpha, A, a_, B, b_, &beta,
-                                    spec_.accumulate ? C : D, d_, D, d_, &heuristic_.algo, workspace.data(),
-                                    heuristic_.workspaceSize, ex.stream));
+  return cublasLtMatmul(lt_handle(ex.blas), op.op, &alpha, A, a_, B, b_, &beta, spec_.accumulate ? C : D, d_, D, d_,
+                        &heuristic_.algo, workspace.data(), heuristic_.workspaceSize, ex.stream);
+}
+
+void LtMatmul::run(const Exec& ex, const void* A, const void* B, const void* C, const void* bias, void* D) const {
+  CUBLAS_CHECK_THROW(launch(ex, A, B, C, bias, D));
 }
 
 }  // namespace caption::cuda

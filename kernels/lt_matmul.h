@@ -23,8 +23,9 @@ struct LtMatmulSpec {
   bool tf32;          // F32 only: allow TF32 tensor cores; else pedantic FP32, as the cuBLAS handle
   bool relu;
   bool accumulate;    // beta = 1 with C (same layout as D), else beta = 0 and C unused
-  // Bytes that the pointers passed to run() for A, B, C and D are aligned to (powers of two).
-  uint32_t align_a, align_b, align_c, align_d;
+  // Bytes that the pointers passed to run() for A, B, C, D and the bias are aligned to (powers
+  // of two). The algorithm is chosen for these, so a plan serves any pointers that honour them.
+  uint32_t align_a, align_b, align_c, align_d, align_bias;
 };
 
 // The largest power of two up to 256 that divides p's address: what cuBLASLt may assume of it.
@@ -32,15 +33,16 @@ uint32_t alignment_of(const void* p);
 
 class LtMatmul {
  public:
-  // Null when cuBLASLt offers no algorithm for spec (the caller takes another route). `bias` is
-  // the first call's: the heuristic reads its alignment.
-  static std::unique_ptr<LtMatmul> plan(BlasHandle blas, const LtMatmulSpec& spec, const void* bias);
+  // Null when cuBLASLt offers no algorithm for spec (the caller takes another route).
+  static std::unique_ptr<LtMatmul> plan(BlasHandle blas, const LtMatmulSpec& spec);
   ~LtMatmul();
   LtMatmul(const LtMatmul&) = delete;
   LtMatmul& operator=(const LtMatmul&) = delete;
 
-  // On ex.stream, its workspace from ex.pool; the pointers honour spec.alignment. A plan is
-  // read-only here, so threads may share it.
+  // On ex.stream, its workspace from ex.pool; the pointers honour the spec's alignments. A plan
+  // is read-only here, so threads may share it. launch() returns cuBLAS's status, run() throws.
+  cublasStatus_t launch(const Exec& ex, const void* A, const void* B, const void* C, const void* bias,
+                        void* D) const;
   void run(const Exec& ex, const void* A, const void* B, const void* C, const void* bias, void* D) const;
   size_t workspace() const { return heuristic_.workspaceSize; }
 

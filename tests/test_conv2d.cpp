@@ -315,7 +315,7 @@ std::optional<std::vector<float>> run_gemm(Context& gpu, const ConvShape& s, con
   auto dx = up(in.x), dw = up(in.w), dr = up(in.res), db = up(in.bias);
   auto dy = up(std::vector<float>(size_t(s.N) * s.P() * s.Q() * s.K, std::numeric_limits<float>::quiet_NaN()));
   const auto spec = cuda::conv_gemm_spec(s, Layout::NHWC, bf16 ? DType::BF16 : DType::F32, tf32, relu, residual);
-  const auto mm = cuda::LtMatmul::plan(gpu.exec().blas, spec.value(), db.data());
+  const auto mm = cuda::LtMatmul::plan(gpu.exec().blas, spec.value());
   if (!mm) return std::nullopt;
   mm->run(gpu.exec(), dw.data(), dx.data(), residual ? dr.data() : nullptr, db.data(), dy.data());
   if constexpr (bf16) return test::from_bf16(test::to_host(gpu, dy));
@@ -333,8 +333,9 @@ TEST(Conv2d, CudaGemmRouteMatchesCpu) {
   cases.push_back({{2, 14, 14, 256, 1024, 1, 1, 1, 0}, true, true});   // a ResNet expand
   cases.push_back({{3, 28, 28, 512, 128, 1, 1, 1, 0}, false, true});   // a ResNet reduce
   uint32_t seed = 700;
-  int ran = 0;
+  int ran = 0, ran_resnet = 0;  // FP32 runs; TF32 and bfloat16 runs on the ResNet shapes
   for (const Case& c : cases) {
+    const bool resnet = c.s.C >= 256;
     Inputs in = make_inputs(c.s, seed += 10);
     const std::string what = "C=" + std::to_string(c.s.C) + " K=" + std::to_string(c.s.K) +
                              " N*H*W=" + std::to_string(c.s.N * c.s.H * c.s.W);
@@ -343,14 +344,19 @@ TEST(Conv2d, CudaGemmRouteMatchesCpu) {
       EXPECT_TRUE(close_to_scale(*y, ref, 1e-4f)) << "fp32 " << what;
       ++ran;
     }
-    if (const auto y = run_gemm<float>(gpu, c.s, in, c.residual, c.relu, true))
+    if (const auto y = run_gemm<float>(gpu, c.s, in, c.residual, c.relu, true)) {
       EXPECT_TRUE(close_to_scale(*y, ref, 5e-3f)) << "tf32 " << what;
+      ran_resnet += resnet;
+    }
     // bfloat16 values in; the epilogue's bias is bfloat16 too (see CudaBf16CloseToCpu).
     for (auto* v : {&in.x, &in.w, &in.res, &in.bias}) *v = test::from_bf16(test::to_bf16(*v));
-    if (const auto y = run_gemm<uint16_t>(gpu, c.s, in, c.residual, c.relu))
+    if (const auto y = run_gemm<uint16_t>(gpu, c.s, in, c.residual, c.relu)) {
       EXPECT_TRUE(close_to_scale(*y, run_cpu(c.s, in, c.residual, c.relu), 2e-2f)) << "bf16 " << what;
+      ran_resnet += resnet;
+    }
   }
   EXPECT_EQ(ran, int(cases.size())) << "cuBLASLt offered no FP32 algorithm for some shapes";
+  EXPECT_EQ(ran_resnet, 4) << "cuBLASLt offered no TF32 or bfloat16 algorithm for a ResNet shape";
 }
 
 #endif
