@@ -30,8 +30,9 @@ void add_image_run_options(CLI::App* sub, ImageRunOptions& opt) {
   sub->add_option_function<std::string>(
          "--conv-search",
          [&opt](const std::string& v) { opt.encoder.search = v == "timed" ? ConvSearch::Timed : ConvSearch::Heuristic; },
-         "CUDA: how each convolution's cuDNN algorithm is chosen: heuristic (cuDNN's ranking, the same in every run) "
-         "or timed (the fastest candidate; costs time on each batch size's first batch)")
+         "CUDA: how each convolution's algorithm is chosen: heuristic (cuDNN's ranking, the same in every run) "
+         "or timed (the fastest candidate, a cuBLASLt matmul among them for 1x1 convolutions; costs time on each "
+         "batch size's first batch)")
       ->check(CLI::IsMember({"heuristic", "timed"}))
       ->default_str(opt.encoder.search == ConvSearch::Timed ? "timed" : "heuristic");
 }
