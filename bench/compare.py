@@ -39,6 +39,9 @@ path. Every GB/s in the table is also given as a fraction of that copy bandwidth
 GFLOP/s as a fraction of that SGEMM rate; lines after the table hold the memory-bound ops of
 issue #5 (embedding backward, softmax + cross-entropy, Adam, dropout) to at least 80% of the copy.
 
+Stopped by SIGTERM (scripts/gpu-check.sh's time limit), it still writes the table: the rows
+measured by then, the engine's per-op rows whose peers had not run, and a line saying so.
+
   /usr/bin/python3 bench/compare.py --build build --device cpu --threads 2 --out bench/results
 """
 import argparse
@@ -47,6 +50,7 @@ import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -62,6 +66,14 @@ CEILING_OPS = ("copy", "sgemm_peak")
 BANDWIDTH_GOAL = 0.80
 BANDWIDTH_GOAL_OPS = ("embedding_bwd", "softmax_xent_fwd", "softmax_xent_bwd", "adam", "dropout_fwd", "dropout_bwd",
                       "dropout_feat_fwd")
+
+
+class Stopped(Exception):
+    """SIGTERM arrived: main() writes the table with the rows it has."""
+
+
+def stop_on_sigterm(signum, frame):
+    raise Stopped()
 
 
 def cpu_model():
@@ -451,95 +463,105 @@ def main():
     peer_args = ["--device", args.device, "--threads", str(args.threads)]
     rows = []
 
-    # bench_kernels first: the encoder rows read its ceilings too (without --kernels it runs those alone).
-    keng, ceil = {}, {}
-    if args.kernels or args.encoder:
-        keng, raw["engine_kernels" if args.kernels else "engine_ceilings"] = engine_results(
-            build / "bench" / "bench_kernels", args.device, args.min_time, args.timeout, env, log,
-            None if args.kernels else CEILING_OPS)
-        ceil = split_ceilings(keng)
-    copy_bw = ceil.get("copy", {}).get("bytes_per_s")
-    sgemm = ceil.get("sgemm_peak", {}).get("flop_per_s")
+    keng, ceil, peer, copy_bw, sgemm = {}, {}, None, None, None
+    # gpu-check.sh stops this script with SIGTERM at its time limit: the rows measured by then are
+    # kept, with the engine's per-op rows whose peers had not run yet.
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    try:
+        # bench_kernels first: the encoder rows read its ceilings too (without --kernels it runs those alone).
+        if args.kernels or args.encoder:
+            keng, raw["engine_kernels" if args.kernels else "engine_ceilings"] = engine_results(
+                build / "bench" / "bench_kernels", args.device, args.min_time, args.timeout, env, log,
+                None if args.kernels else CEILING_OPS)
+            ceil = split_ceilings(keng)
+        copy_bw = ceil.get("copy", {}).get("bytes_per_s")
+        sgemm = ceil.get("sgemm_peak", {}).get("flop_per_s")
 
-    eng, raw["engine_train_step"], peer = interleaved(
-        args.rounds,
-        lambda: engine_results(build / "bench" / "bench_train_step", args.device, args.min_time, args.timeout, env, log),
-        lambda: peer_results(args.python, HERE / "peer" / "train_step.py",
-                             peer_args + ["--min-time", str(args.peer_time)], env, args.timeout, log)[0],
-        lambda r: (r["B"], r["T"]), lambda r: r["ms_per_step"])
-    raw["peer_train_step"] = peer
-    peer_by_key = {(r["B"], r["T"]): r for r in (peer or {}).get("results", [])}
-    for name, b in sorted(eng.items(), key=lambda kv: (kv[0].split("/")[3], int(kv[0].split("/")[2][2:]),
-                                                       len(kv[0].split("/")))):
-        _, _, bs, ts, *variant = name.split("/")  # variant: ["graphs"] for the CUDA-graph runs
-        B, T = int(bs[2:]), ts[2:]
-        e_tps = b.get("tokens_per_s")
-        p = peer_by_key.get((B, T))
-        rows.append({
-            "work": f"train step B={B} T={T}" + "".join(" " + v for v in variant),
-            # CPU: the step's OpenBLAS products replayed alone in the same run, the step's floor.
-            "engine": f"{e_tps:,.0f} tok/s ({fmt_time(seconds(b))}"
-                      + (f"; GEMMs alone {b['gemm_ms']:.2f} ms)" if "gemm_ms" in b else ")"),
-            "pytorch": f"{p['tokens_per_s']:,.0f} tok/s ({p['ms_per_step']:.2f} ms)" if p else "n/a",
-            # Same batches on both sides, so tokens/s ratios are step-time ratios.
-            "ratio": f"{e_tps / p['tokens_per_s']:.2f}×" if p else "n/a",
-        })
-        if b.get("pool_allocs", 0):
-            log.append({"warning": f"{name}: {b['pool_allocs']:.0f} pool allocations after warm-up"})
-
-    if args.encoder:
-        enc, raw["engine_encoder"], epeer = interleaved(
+        eng, raw["engine_train_step"], peer = interleaved(
             args.rounds,
-            lambda: engine_results(build / "bench" / "bench_encoder", args.device, args.min_time, args.timeout, env,
-                                   log),
-            lambda: peer_results(args.python, HERE / "peer" / "encoder.py",
+            lambda: engine_results(build / "bench" / "bench_train_step", args.device, args.min_time, args.timeout, env, log),
+            lambda: peer_results(args.python, HERE / "peer" / "train_step.py",
                                  peer_args + ["--min-time", str(args.peer_time)], env, args.timeout, log)[0],
-            lambda r: r["name"], lambda r: 1.0 / r["images_per_s"])
-        raw["peer_encoder"] = epeer
-        epeer_by_name = {r["name"]: r for r in (epeer or {}).get("results", [])}
-        for name, b in enc.items():
-            _, _, stages, bs, mode = name.split("/")
-            precision = mode.split("-")[0]  # fp32-nchw-timed: FP32 in another layout / algorithm choice
-            e_ips = b["images_per_s"]
-            peers = [(m, epeer_by_name.get(f"encoder/{stages}/{bs}/{m}")) for m in (precision, "bf16")]
-            for pm, p in peers[: 2 if args.device == "cuda" and mode == "fp32" else 1]:
-                rows.append({
-                    "work": f"encoder {stages.replace(':', '=')} {bs.replace(':', '=')} {mode}"
-                            + (f" vs PyTorch {pm}" if pm != precision else ""),
-                    "engine": f"{e_ips:,.1f} images/s ({b['flop_per_s'] / 1e9:.0f} GFLOP/s"
-                              + (f", {b['flop_per_s'] / sgemm:.0%} of SGEMM" if sgemm and precision == "fp32" else "")
-                              + ")",
-                    "pytorch": f"{p['images_per_s']:,.1f} images/s" if p else "n/a",
-                    "ratio": f"{e_ips / p['images_per_s']:.2f}×" if p else "n/a",
-                })
-        eops, raw["engine_encoder_ops"] = engine_results(build / "bench" / "bench_encoder_ops", args.device,
-                                                         args.min_time, args.timeout, env, log)
-        opeer, _ = peer_results(args.python, HERE / "peer" / "encoder_ops.py",
-                                peer_args + ["--min-time", str(min(args.min_time, 0.5))], env, args.timeout, log)
-        raw["peer_encoder_ops"] = opeer
-        rows += op_rows(eops, opeer, sgemm, copy_bw)
+            lambda r: (r["B"], r["T"]), lambda r: r["ms_per_step"])
+        raw["peer_train_step"] = peer
+        peer_by_key = {(r["B"], r["T"]): r for r in (peer or {}).get("results", [])}
+        for name, b in sorted(eng.items(), key=lambda kv: (kv[0].split("/")[3], int(kv[0].split("/")[2][2:]),
+                                                           len(kv[0].split("/")))):
+            _, _, bs, ts, *variant = name.split("/")  # variant: ["graphs"] for the CUDA-graph runs
+            B, T = int(bs[2:]), ts[2:]
+            e_tps = b.get("tokens_per_s")
+            p = peer_by_key.get((B, T))
+            rows.append({
+                "work": f"train step B={B} T={T}" + "".join(" " + v for v in variant),
+                # CPU: the step's OpenBLAS products replayed alone in the same run, the step's floor.
+                "engine": f"{e_tps:,.0f} tok/s ({fmt_time(seconds(b))}"
+                          + (f"; GEMMs alone {b['gemm_ms']:.2f} ms)" if "gemm_ms" in b else ")"),
+                "pytorch": f"{p['tokens_per_s']:,.0f} tok/s ({p['ms_per_step']:.2f} ms)" if p else "n/a",
+                # Same batches on both sides, so tokens/s ratios are step-time ratios.
+                "ratio": f"{e_tps / p['tokens_per_s']:.2f}×" if p else "n/a",
+            })
+            if b.get("pool_allocs", 0):
+                log.append({"warning": f"{name}: {b['pool_allocs']:.0f} pool allocations after warm-up"})
 
-    if args.decode:
-        denv = dict(env, CAPTION_SHARED_DIR=str(Path(args.data).resolve().parents[1]))
-        deng, raw["engine_decode"] = engine_results(build / "bench" / "bench_decode", args.device, args.min_time,
-                                                    args.timeout, denv, log)
-        dpeer, _ = peer_results(args.python, HERE / "peer" / "decode.py",
-                                peer_args + ["--min-time", str(args.min_time), "--data", args.data], env,
-                                args.timeout, log)
-        raw["peer_decode"] = dpeer
-        if dpeer and dpeer.get("skipped"):
-            log.append({"note": "PyTorch " + dpeer["skipped"]})
-        rows += op_rows(deng, dpeer, sgemm, copy_bw)
-        caption_length_notes(deng, dpeer, log)
+        if args.encoder:
+            enc, raw["engine_encoder"], epeer = interleaved(
+                args.rounds,
+                lambda: engine_results(build / "bench" / "bench_encoder", args.device, args.min_time, args.timeout, env,
+                                       log),
+                lambda: peer_results(args.python, HERE / "peer" / "encoder.py",
+                                     peer_args + ["--min-time", str(args.peer_time)], env, args.timeout, log)[0],
+                lambda r: r["name"], lambda r: 1.0 / r["images_per_s"])
+            raw["peer_encoder"] = epeer
+            epeer_by_name = {r["name"]: r for r in (epeer or {}).get("results", [])}
+            for name, b in enc.items():
+                _, _, stages, bs, mode = name.split("/")
+                precision = mode.split("-")[0]  # fp32-nchw-timed: FP32 in another layout / algorithm choice
+                e_ips = b["images_per_s"]
+                peers = [(m, epeer_by_name.get(f"encoder/{stages}/{bs}/{m}")) for m in (precision, "bf16")]
+                for pm, p in peers[: 2 if args.device == "cuda" and mode == "fp32" else 1]:
+                    rows.append({
+                        "work": f"encoder {stages.replace(':', '=')} {bs.replace(':', '=')} {mode}"
+                                + (f" vs PyTorch {pm}" if pm != precision else ""),
+                        "engine": f"{e_ips:,.1f} images/s ({b['flop_per_s'] / 1e9:.0f} GFLOP/s"
+                                  + (f", {b['flop_per_s'] / sgemm:.0%} of SGEMM" if sgemm and precision == "fp32" else "")
+                                  + ")",
+                        "pytorch": f"{p['images_per_s']:,.1f} images/s" if p else "n/a",
+                        "ratio": f"{e_ips / p['images_per_s']:.2f}×" if p else "n/a",
+                    })
+            eops, raw["engine_encoder_ops"] = engine_results(build / "bench" / "bench_encoder_ops", args.device,
+                                                             args.min_time, args.timeout, env, log)
+            opeer, _ = peer_results(args.python, HERE / "peer" / "encoder_ops.py",
+                                    peer_args + ["--min-time", str(min(args.min_time, 0.5))], env, args.timeout, log)
+            raw["peer_encoder_ops"] = opeer
+            rows += op_rows(eops, opeer, sgemm, copy_bw)
 
-    if args.pipeline:
-        rows += pipeline_rows(args, env, log, raw)
+        if args.decode:
+            denv = dict(env, CAPTION_SHARED_DIR=str(Path(args.data).resolve().parents[1]))
+            deng, raw["engine_decode"] = engine_results(build / "bench" / "bench_decode", args.device, args.min_time,
+                                                        args.timeout, denv, log)
+            dpeer, _ = peer_results(args.python, HERE / "peer" / "decode.py",
+                                    peer_args + ["--min-time", str(args.min_time), "--data", args.data], env,
+                                    args.timeout, log)
+            raw["peer_decode"] = dpeer
+            if dpeer and dpeer.get("skipped"):
+                log.append({"note": "PyTorch " + dpeer["skipped"]})
+            rows += op_rows(deng, dpeer, sgemm, copy_bw)
+            caption_length_notes(deng, dpeer, log)
 
-    if args.kernels:
-        kpeer, _ = peer_results(args.python, HERE / "peer" / "kernels.py",
-                                peer_args + ["--min-time", str(min(args.min_time, 0.5))], env, args.timeout, log)
-        raw["peer_kernels"] = kpeer
-        rows += op_rows(keng, kpeer, sgemm, copy_bw)
+        if args.pipeline:
+            rows += pipeline_rows(args, env, log, raw)
+
+        if args.kernels:
+            kpeer, _ = peer_results(args.python, HERE / "peer" / "kernels.py",
+                                    peer_args + ["--min-time", str(min(args.min_time, 0.5))], env, args.timeout, log)
+            raw["peer_kernels"] = kpeer
+            rows += op_rows(keng, kpeer, sgemm, copy_bw)
+    except Stopped:
+        log.append({"error": "stopped by SIGTERM (time limit): the sections after the last row did not run"})
+        if args.kernels and "peer_kernels" not in raw:
+            rows += op_rows(keng, None, sgemm, copy_bw)
+    # A second SIGTERM would lose the table; timeout(1)'s SIGKILL comes 5 s after the first anyway.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     torch_info = ""
     if peer:

@@ -19,6 +19,7 @@ E, H, V, D = 50, 256, 1660, 1024
 P_DROP = 0.3
 SHAPES = [(64, 13), (256, 13), (64, 39), (256, 39)]
 BATCHES = [64, 256]
+BANDWIDTH_SHAPE = (8192, 39)  # bench_kernels.cpp's kBandwidthShape: the memory-bound ops, on CUDA only
 
 
 def engine_param_count():
@@ -120,18 +121,30 @@ def backward_fn(out, grad, params):
     return fn
 
 
-def token_ops(dev, timer, B, T):
+def token_ops(dev, timer, B, T, bandwidth_only=False):
+    """The token-level ops at B x T; bandwidth_only: those of the bandwidth goal (embedding backward,
+    dropout, softmax + cross-entropy)."""
     N = B * T
     res = {}
     table, dout_e = rand(V, E, device=dev), rand(N, E, device=dev)
     tok, tok_pad = ids(N, dev), ids(N, dev, 0.1)
-    res["embedding_fwd"] = timer(lambda: F.embedding(tok, table))
+    if not bandwidth_only:
+        res["embedding_fwd"] = timer(lambda: F.embedding(tok, table))
     res["embedding_bwd"] = timer(lambda: torch.ops.aten.embedding_dense_backward(dout_e, tok_pad, V, 0, False))
 
     x = rand(N, E, device=dev)
     _, mask = torch.native_dropout(x, P_DROP, True)
     res["dropout_fwd"] = timer(lambda: torch.native_dropout(x, P_DROP, True))
     res["dropout_bwd"] = timer(lambda: torch.ops.aten.native_dropout_backward(x, mask, 1.0 / (1.0 - P_DROP)))
+
+    logits = rand(N, V, device=dev, lo=-4, hi=4, grad=True)
+    tgt = ids(N, dev, 0.1)
+    res["softmax_xent_fwd"] = timer(lambda: F.cross_entropy(logits, tgt, ignore_index=0, reduction="none"))
+    loss = F.cross_entropy(logits, tgt, ignore_index=0, reduction="none")
+    res["softmax_xent_bwd"] = timer(backward_fn(loss, torch.full_like(loss, 1.0 / N), [logits]))
+    del logits, loss  # the bandwidth shape's are gigabytes
+    if bandwidth_only:
+        return {f"{op}/B:{B}/T:{T}": s for op, s in res.items()}
 
     lstm = nn.LSTM(E, H, batch_first=True).to(dev)
     xs = rand(B, T, E, device=dev, grad=True)
@@ -150,12 +163,6 @@ def token_ops(dev, timer, B, T):
         res[name + "_fwd"] = timer(fwd)
         res[name + "_bwd"] = timer(backward_fn(fwd(), rand(N, n_out, device=dev, lo=-0.01, hi=0.01),
                                                [xin, *lin.parameters()]))
-
-    logits = rand(N, V, device=dev, lo=-4, hi=4, grad=True)
-    tgt = ids(N, dev, 0.1)
-    res["softmax_xent_fwd"] = timer(lambda: F.cross_entropy(logits, tgt, ignore_index=0, reduction="none"))
-    loss = F.cross_entropy(logits, tgt, ignore_index=0, reduction="none")
-    res["softmax_xent_bwd"] = timer(backward_fn(loss, torch.full_like(loss, 1.0 / N), [logits]))
     return {f"{op}/B:{B}/T:{T}": s for op, s in res.items()}
 
 
@@ -211,6 +218,8 @@ def main():
     results = {}
     groups = ([(token_ops, (B, T)) for B, T in SHAPES] + [(batch_ops, (B,)) for B in BATCHES]
               + [(param_ops, (large,)) for large in (False, True)])
+    if dev.type == "cuda":
+        groups.append((token_ops, (*BANDWIDTH_SHAPE, True)))
     for fn, args_ in groups:
         try:
             results.update({k: v for k, v in fn(dev, timer, *args_).items() if v is not None})
