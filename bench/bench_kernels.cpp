@@ -1,8 +1,9 @@
 // Per-op benchmarks at the decoder's real shapes (E=50, H=256, V=1660, D=1024; B=64 and 256;
 // T=13, the mean Flickr8k caption, and T=39, the longest), on the CPU and, when a device
 // answers, on CUDA, where the memory-bound ones also run at B=8192 T=39 (kBandwidthShape).
-// Names read "<op>/<device>/B:<B>/T:<T>"; bench/compare.py matches them with the PyTorch peer. Counters: bytes_per_s for memory-bound ops (bytes read plus bytes
-// written), flop_per_s for the ops whose cost is GEMMs.
+// Names read "<op>/<device>/B:<B>/T:<T>"; bench/compare.py matches them with the PyTorch peer.
+// Counters: bytes_per_s for memory-bound ops (bytes read plus bytes written), flop_per_s for the
+// ops whose cost is GEMMs.
 //
 // Two ceilings, measured in the same run, that compare.py reads the rates against: "copy"
 // (device-to-device cudaMemcpyAsync of 1 GiB; on the CPU std::memcpy of 256 MiB on the
