@@ -4,7 +4,7 @@
 // NHWC (the engine's --bf16): every forward algorithm cuDNN accepts, as the fused call the engine
 // makes (cudnnConvolutionBiasActivationForward with the class's bias, residual and ReLU) and as
 // the plain convolution (cudnnConvolutionForward, whose epilogue the engine would add as one more
-// pass), each the median of 10 calls timed with events after 2 warm-ups; for 1x1 stride-1 NHWC
+// pass), each the median of 10 calls timed with events after 2 warm-ups; for 1x1 NHWC
 // convolutions also the cuBLASLt matmul with the epilogue fused (kernels/conv2d_gemm.h); beside
 // them the engine's own conv2d calls with the route its heuristic and its timed search choose
 // (kernels/conv2d.h), and which one each chose.
@@ -142,8 +142,10 @@ void sweep(const Exec& ex, const ConvClass& c, Layout layout, bool bf16) {
   if (const auto spec = cuda::conv_gemm_spec(s, layout, bf16 ? DType::BF16 : DType::F32, false, c.relu, c.residual))
     if (const auto mm = cuda::LtMatmul::plan(ex.blas, *spec))
       gemm_us = median_us(stream, [&] {
-        mm->run(ex, w.p, x.p, c.residual ? z.p : nullptr, bias.p, y.p);
-        return CUDNN_STATUS_SUCCESS;
+        const cublasStatus_t st =
+            cuda::conv_gemm(ex, *mm, s, bf16 ? DType::BF16 : DType::F32, x.p, w.p, c.residual ? z.p : nullptr, bias.p,
+                            y.p);
+        return st == CUBLAS_STATUS_SUCCESS ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_EXECUTION_FAILED;
       });
   // The engine's own calls (kernels/conv2d.cu), with each way it can choose, and what it chose.
   std::string engine[2];

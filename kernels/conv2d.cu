@@ -149,7 +149,7 @@ Key key_of(const ConvShape& s, const Call& c) {
 cudnnStatus_t run(const Exec& ex, const Plan& plan, const ConvShape& s, const Call& c) {
   const ConvChoice& ch = plan.choice;
   if (ch.route == ConvRoute::Gemm) {
-    const cublasStatus_t st = plan.gemm->launch(ex, c.w, c.x, c.residual, c.fused_bias, c.y);
+    const cublasStatus_t st = conv_gemm(ex, *plan.gemm, s, c.dtype, c.x, c.w, c.residual, c.fused_bias, c.y);
     if (st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE) return CUDNN_STATUS_NOT_SUPPORTED;
     CUBLAS_CHECK_THROW(st);
     return CUDNN_STATUS_SUCCESS;

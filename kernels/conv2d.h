@@ -27,9 +27,9 @@ struct ConvShape {
 
 // How CUDA picks a shape's algorithm on its first call. Heuristic: the first that works in
 // cuDNN's ranking (no timing, so every process picks the same one and computes the same bits).
-// Timed: every candidate runs, the fastest is kept (PyTorch's cudnn.benchmark), and for 1x1
-// stride-1 NHWC convolutions a cuBLASLt matmul is one of them; the first call of each shape costs
-// some milliseconds, and two processes may pick differently.
+// Timed: every candidate runs, the fastest is kept (PyTorch's cudnn.benchmark), and for 1x1 NHWC
+// convolutions a cuBLASLt matmul is one of them; the first call of each shape costs some
+// milliseconds, and two processes may pick differently.
 enum class ConvSearch { Heuristic, Timed };
 
 struct ConvParams {

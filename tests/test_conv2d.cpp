@@ -283,27 +283,29 @@ TEST(Conv2d, CudaChoiceIsReported) {
       << "no test calls this shape";
 }
 
-// The cuBLASLt route (kernels/conv2d_gemm.h) serves exactly the 1x1 stride-1 unpadded NHWC
-// convolutions, as the matmul y^T [K, N*H*W] = w [K, C] x^T.
-TEST(Conv2d, GemmRouteServesUnpadded1x1Stride1NhwcOnly) {
-  const ConvShape s{3, 5, 7, 11, 13, 1, 1, 1, 0};
-  const auto spec = cuda::conv_gemm_spec(s, Layout::NHWC, DType::F32, false, true, true);
-  ASSERT_TRUE(spec.has_value());
-  EXPECT_EQ(spec->m, 13);
-  EXPECT_EQ(spec->n, 3 * 5 * 7);
-  EXPECT_EQ(spec->k, 11);
-  EXPECT_TRUE(spec->trans_a);
-  EXPECT_TRUE(spec->relu);
-  EXPECT_TRUE(spec->accumulate);
-  EXPECT_FALSE(cuda::conv_gemm_spec(s, Layout::NCHW, DType::F32, false, true, true));
-  for (const ConvShape& other : {ConvShape{3, 5, 7, 11, 13, 3, 3, 1, 1}, ConvShape{3, 5, 7, 11, 13, 1, 1, 2, 0},
-                                 ConvShape{3, 5, 7, 11, 13, 1, 1, 1, 1}, ConvShape{3, 5, 7, 11, 13, 1, 3, 1, 0}})
+// The cuBLASLt route (kernels/conv2d_gemm.h) serves exactly the 1x1 unpadded NHWC convolutions,
+// as the matmul y^T [K, N*P*Q] = w [K, C] x'^T over the output pixels.
+TEST(Conv2d, GemmRouteServesUnpadded1x1NhwcOnly) {
+  for (int stride : {1, 2, 3}) {
+    const ConvShape s{3, 5, 7, 11, 13, 1, 1, stride, 0};
+    const auto spec = cuda::conv_gemm_spec(s, Layout::NHWC, DType::F32, false, true, true);
+    ASSERT_TRUE(spec.has_value()) << "stride " << stride;
+    EXPECT_EQ(spec->m, 13);
+    EXPECT_EQ(spec->n, 3 * s.P() * s.Q()) << "stride " << stride;
+    EXPECT_EQ(spec->k, 11);
+    EXPECT_TRUE(spec->trans_a);
+    EXPECT_TRUE(spec->relu);
+    EXPECT_TRUE(spec->accumulate);
+    EXPECT_FALSE(cuda::conv_gemm_spec(s, Layout::NCHW, DType::F32, false, true, true));
+  }
+  for (const ConvShape& other : {ConvShape{3, 5, 7, 11, 13, 3, 3, 1, 1}, ConvShape{3, 5, 7, 11, 13, 1, 1, 1, 1},
+                                 ConvShape{3, 5, 7, 11, 13, 1, 3, 1, 0}})
     EXPECT_FALSE(cuda::conv_gemm_spec(other, Layout::NHWC, DType::F32, false, true, true))
         << other.R << "x" << other.S << " stride " << other.stride << " pad " << other.pad;
 }
 
-// The route run on its own: the timed search picks it only where it is fastest, so the other
-// tests may never reach it. Null when cuBLASLt offers no algorithm. T is float or bfloat16 bits.
+// The route run on its own (with the gather at a stride above 1): the timed search picks it only
+// where it is fastest, so the other tests may never reach it. Null when cuBLASLt offers no algorithm. T is float or bfloat16 bits.
 template <class T>
 std::optional<std::vector<float>> run_gemm(Context& gpu, const ConvShape& s, const Inputs& in, bool residual,
                                            bool relu, bool tf32 = false) {
@@ -317,7 +319,9 @@ std::optional<std::vector<float>> run_gemm(Context& gpu, const ConvShape& s, con
   const auto spec = cuda::conv_gemm_spec(s, Layout::NHWC, bf16 ? DType::BF16 : DType::F32, tf32, relu, residual);
   const auto mm = cuda::LtMatmul::plan(gpu.exec().blas, spec.value());
   if (!mm) return std::nullopt;
-  mm->run(gpu.exec(), dw.data(), dx.data(), residual ? dr.data() : nullptr, db.data(), dy.data());
+  EXPECT_EQ(cuda::conv_gemm(gpu.exec(), *mm, s, spec->dtype, dx.data(), dw.data(), residual ? dr.data() : nullptr,
+                            db.data(), dy.data()),
+            CUBLAS_STATUS_SUCCESS);
   if constexpr (bf16) return test::from_bf16(test::to_host(gpu, dy));
   else return test::to_host(gpu, dy);
 }
@@ -332,6 +336,8 @@ TEST(Conv2d, CudaGemmRouteMatchesCpu) {
   cases.push_back({{1, 1, 1, 3, 5, 1, 1, 1, 0}, true, true});          // one pixel
   cases.push_back({{2, 14, 14, 256, 1024, 1, 1, 1, 0}, true, true});   // a ResNet expand
   cases.push_back({{3, 28, 28, 512, 128, 1, 1, 1, 0}, false, true});   // a ResNet reduce
+  cases.push_back({{2, 28, 28, 512, 1024, 1, 1, 2, 0}, false, false}); // a ResNet downsample: gathered
+  cases.push_back({{1, 9, 7, 6, 5, 1, 1, 3, 0}, true, true});          // stride 3, odd sizes
   uint32_t seed = 700;
   int ran = 0, ran_resnet = 0;  // FP32 runs; TF32 and bfloat16 runs on the ResNet shapes
   for (const Case& c : cases) {
@@ -356,7 +362,7 @@ TEST(Conv2d, CudaGemmRouteMatchesCpu) {
     }
   }
   EXPECT_EQ(ran, int(cases.size())) << "cuBLASLt offered no FP32 algorithm for some shapes";
-  EXPECT_EQ(ran_resnet, 4) << "cuBLASLt offered no TF32 or bfloat16 algorithm for a ResNet shape";
+  EXPECT_EQ(ran_resnet, 6) << "cuBLASLt offered no TF32 or bfloat16 algorithm for a ResNet shape";
 }
 
 #endif
