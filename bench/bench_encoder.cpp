@@ -1,9 +1,9 @@
 // The ResNet50 encoder from uint8 images to features (preprocessing, every convolution,
 // pooling, transfers), at batch 1, 32 and 256 for the 4-stage C4 trunk of the default model
 // and the full 5-stage network, on the CPU and, when a device answers, on CUDA (FP32, TF32 and
-// bfloat16, NHWC with cuDNN's heuristic algorithm choice, the defaults; for the C4 trunk in FP32 at
-// batch 32 and 256 also the other layout and timed algorithm choice: "fp32-nchw", "fp32-timed",
-// "fp32-nchw-timed").
+// bfloat16, NHWC with cuDNN's heuristic algorithm choice, the defaults; for the C4 trunk at batch
+// 32 and 256 also the other layout and timed algorithm choice in FP32, "fp32-nchw", "fp32-timed",
+// "fp32-nchw-timed", and the 1x1 convolutions as cuBLASLt matmuls, "fp32-matmul", "bf16-matmul").
 // Weights are random: speed does not depend on their values.
 // Counters: images_per_s and flop_per_s (multiply-adds x2 of the convolutions).
 #include <benchmark/benchmark.h>
@@ -91,13 +91,15 @@ void register_all(Device d) {
                                  (search == ConvSearch::Timed ? "-timed" : "");
         modes.push_back({name, {false, layout, search}});
       }
+    modes.push_back({"fp32-matmul", {false, Layout::NHWC, ConvSearch::Matmul}});
+    modes.push_back({"bf16-matmul", {false, Layout::NHWC, ConvSearch::Matmul, true}});
   }
   for (int stages : {4, 5})
     for (int B : {1, 32, 256})
       for (const auto& [mode, options] : modes) {
         // The layout / algorithm-choice variants at the batches the goal is about (the GPU check's
         // time is short).
-        if ((stages == 5 || B == 1) && mode.rfind("fp32-", 0) == 0) continue;
+        if ((stages == 5 || B == 1) && mode.find('-') != std::string::npos) continue;
         std::string name = std::string("encoder/") + device_name(d) + "/stages:" + std::to_string(stages) +
                            "/B:" + std::to_string(B) + "/" + mode;
         benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { encode(st, d, stages, B, options); })

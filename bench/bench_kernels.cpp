@@ -52,7 +52,7 @@ struct Shape {
 const Shape kShapes[] = {{64, 13}, {256, 13}, {64, 39}, {256, 39}};
 const int kBatches[] = {64, 256};
 // Issue #5's memory-bound token ops once more at 8192 captions of 39 tokens, on CUDA only: a call
-// moves 64 MB (embedding backward) to 4.2 GB (softmax + cross-entropy backward) there, while at
+// moves 65 MB (embedding backward) to 4.2 GB (softmax + cross-entropy backward) there, while at
 // the model's own shapes a call on a GPU takes little longer than its launch.
 constexpr Shape kBandwidthShape{8192, 39};
 

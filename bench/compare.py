@@ -73,6 +73,9 @@ class Stopped(Exception):
 
 
 def stop_on_sigterm(signum, frame):
+    # timeout(1) signals compare.py and then its process group, which can arrive as a second
+    # SIGTERM while the table is being written.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Stopped()
 
 
@@ -117,13 +120,17 @@ def run(cmd, env, timeout, log):
     return p.stdout, None
 
 
-def engine_results(binary, device, min_time, timeout, env, log, ops=None):
-    """Google Benchmark JSON of `binary`, restricted to `device` (and to the ops named in `ops`,
-    when given); {name without suffix: run}. Runs that skipped themselves are logged as notes."""
+def engine_results(binary, device, min_time, timeout, env, log, ops=None, skip=None):
+    """Google Benchmark JSON of `binary`, restricted to `device` (and to the ops named in `ops`, or
+    to all but those in `skip`); {name without suffix: run}. Runs that skipped themselves are
+    logged as notes."""
     if not binary.exists():
         log.append({"cmd": [str(binary)], "error": "not built"})
         return {}, None
-    pattern = f"^({'|'.join(ops)})/{device}/" if ops else f"/{device}/"
+    other = "cuda" if device == "cpu" else "cpu"
+    pattern = (f"^({'|'.join(ops)})/{device}/" if ops
+               else f"-^({'|'.join(skip)})/|/{other}/" if skip  # a leading '-' negates the filter
+               else f"/{device}/")
     out, err = run([binary, "--benchmark_format=json", f"--benchmark_filter={pattern}",
                     f"--benchmark_min_time={min_time}"], env, timeout, log)
     if out is None:
@@ -236,6 +243,53 @@ def op_rows(engine, peer, sgemm, copy_bw):
             "pytorch": fmt_time(p["seconds"]) + (f" ({p['note']})" if p.get("note") else "") if p else "n/a",
             "ratio": f"{p['seconds'] / t:.2f}×" if p else "n/a",
         })
+    return rows
+
+
+def encoder_rows(enc, epeer, sgemm, device):
+    """Rows of the whole encoder (images/s): each engine mode beside PyTorch in its precision, and
+    the plain FP32 mode on CUDA also beside PyTorch bf16."""
+    epeer_by_name = {r["name"]: r for r in (epeer or {}).get("results", [])}
+    rows = []
+    for name, b in enc.items():
+        _, _, stages, bs, mode = name.split("/")
+        precision = mode.split("-")[0]  # fp32-nchw-timed: FP32 in another layout / algorithm choice
+        e_ips = b["images_per_s"]
+        peers = [(m, epeer_by_name.get(f"encoder/{stages}/{bs}/{m}")) for m in (precision, "bf16")]
+        for pm, p in peers[: 2 if device == "cuda" and mode == "fp32" else 1]:
+            rows.append({
+                "work": f"encoder {stages.replace(':', '=')} {bs.replace(':', '=')} {mode}"
+                        + (f" vs PyTorch {pm}" if pm != precision else ""),
+                "engine": f"{e_ips:,.1f} images/s ({b['flop_per_s'] / 1e9:.0f} GFLOP/s"
+                          + (f", {b['flop_per_s'] / sgemm:.0%} of SGEMM" if sgemm and precision == "fp32" else "")
+                          + ")",
+                "pytorch": f"{p['images_per_s']:,.1f} images/s" if p else "n/a",
+                "ratio": f"{e_ips / p['images_per_s']:.2f}×" if p else "n/a",
+            })
+    return rows
+
+
+def train_step_rows(eng, peer, log):
+    """Rows of the training step (tokens/s) by T, then B, the CUDA-graph variant after the plain one."""
+    peer_by_key = {(r["B"], r["T"]): r for r in (peer or {}).get("results", [])}
+    rows = []
+    for name, b in sorted(eng.items(), key=lambda kv: (kv[0].split("/")[3], int(kv[0].split("/")[2][2:]),
+                                                       len(kv[0].split("/")))):
+        _, _, bs, ts, *variant = name.split("/")  # variant: ["graphs"] for the CUDA-graph runs
+        B, T = int(bs[2:]), ts[2:]
+        e_tps = b.get("tokens_per_s")
+        p = peer_by_key.get((B, T))
+        rows.append({
+            "work": f"train step B={B} T={T}" + "".join(" " + v for v in variant),
+            # CPU: the step's OpenBLAS products replayed alone in the same run, the step's floor.
+            "engine": f"{e_tps:,.0f} tok/s ({fmt_time(seconds(b))}"
+                      + (f"; GEMMs alone {b['gemm_ms']:.2f} ms)" if "gemm_ms" in b else ")"),
+            "pytorch": f"{p['tokens_per_s']:,.0f} tok/s ({p['ms_per_step']:.2f} ms)" if p else "n/a",
+            # Same batches on both sides, so tokens/s ratios are step-time ratios.
+            "ratio": f"{e_tps / p['tokens_per_s']:.2f}×" if p else "n/a",
+        })
+        if b.get("pool_allocs", 0):
+            log.append({"warning": f"{name}: {b['pool_allocs']:.0f} pool allocations after warm-up"})
     return rows
 
 
@@ -463,9 +517,20 @@ def main():
     peer_args = ["--device", args.device, "--threads", str(args.threads)]
     rows = []
 
-    keng, ceil, peer, copy_bw, sgemm = {}, {}, None, None, None
-    # gpu-check.sh stops this script with SIGTERM at its time limit: the rows measured by then are
-    # kept, with the engine's per-op rows whose peers had not run yet.
+    keng, ceil, peer, epeer, copy_bw, sgemm = {}, {}, None, None, None, None
+    # gpu-check.sh stops this script with SIGTERM at its time limit. The rows measured by then are
+    # kept: finished sections whole, and the engine's side of the section cut short (`unfinished`
+    # makes its rows without the peer).
+    unfinished = [None]
+
+    def measured(rows_of):
+        """Wraps an engine run: once it returns, its rows (without peers) are what a stop keeps."""
+        def wrapped(*a):
+            result = rows_of[0](*a)
+            unfinished[0] = lambda: rows_of[1](result)
+            return result
+        return wrapped
+
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         # The ceilings first: the encoder's and the ops' rates are read against them.
@@ -481,74 +546,55 @@ def main():
         if args.encoder:
             enc, raw["engine_encoder"], epeer = interleaved(
                 args.rounds,
-                lambda: engine_results(build / "bench" / "bench_encoder", args.device, args.min_time, args.timeout, env,
-                                       log),
+                measured((lambda: engine_results(build / "bench" / "bench_encoder", args.device, args.min_time,
+                                                 args.timeout, env, log),
+                          lambda r: encoder_rows(r[0], None, sgemm, args.device))),
                 lambda: peer_results(args.python, HERE / "peer" / "encoder.py",
                                      peer_args + ["--min-time", str(args.peer_time)], env, args.timeout, log)[0],
                 lambda r: r["name"], lambda r: 1.0 / r["images_per_s"])
             raw["peer_encoder"] = epeer
-            epeer_by_name = {r["name"]: r for r in (epeer or {}).get("results", [])}
-            for name, b in enc.items():
-                _, _, stages, bs, mode = name.split("/")
-                precision = mode.split("-")[0]  # fp32-nchw-timed: FP32 in another layout / algorithm choice
-                e_ips = b["images_per_s"]
-                peers = [(m, epeer_by_name.get(f"encoder/{stages}/{bs}/{m}")) for m in (precision, "bf16")]
-                for pm, p in peers[: 2 if args.device == "cuda" and mode == "fp32" else 1]:
-                    rows.append({
-                        "work": f"encoder {stages.replace(':', '=')} {bs.replace(':', '=')} {mode}"
-                                + (f" vs PyTorch {pm}" if pm != precision else ""),
-                        "engine": f"{e_ips:,.1f} images/s ({b['flop_per_s'] / 1e9:.0f} GFLOP/s"
-                                  + (f", {b['flop_per_s'] / sgemm:.0%} of SGEMM" if sgemm and precision == "fp32" else "")
-                                  + ")",
-                        "pytorch": f"{p['images_per_s']:,.1f} images/s" if p else "n/a",
-                        "ratio": f"{e_ips / p['images_per_s']:.2f}×" if p else "n/a",
-                    })
-            eops, raw["engine_encoder_ops"] = engine_results(build / "bench" / "bench_encoder_ops", args.device,
-                                                             args.min_time, args.timeout, env, log)
+            rows += encoder_rows(enc, epeer, sgemm, args.device)
+            unfinished[0] = None
+            eops, raw["engine_encoder_ops"] = measured((
+                lambda: engine_results(build / "bench" / "bench_encoder_ops", args.device, args.min_time,
+                                       args.timeout, env, log),
+                lambda r: op_rows(r[0], None, sgemm, copy_bw)))()
             opeer, _ = peer_results(args.python, HERE / "peer" / "encoder_ops.py",
                                     peer_args + ["--min-time", str(min(args.min_time, 0.5))], env, args.timeout, log)
             raw["peer_encoder_ops"] = opeer
             rows += op_rows(eops, opeer, sgemm, copy_bw)
+            unfinished[0] = None
 
         eng, raw["engine_train_step"], peer = interleaved(
             args.rounds,
-            lambda: engine_results(build / "bench" / "bench_train_step", args.device, args.min_time, args.timeout, env, log),
+            measured((lambda: engine_results(build / "bench" / "bench_train_step", args.device, args.min_time,
+                                             args.timeout, env, log),
+                      lambda r: train_step_rows(r[0], None, log))),
             lambda: peer_results(args.python, HERE / "peer" / "train_step.py",
                                  peer_args + ["--min-time", str(args.peer_time)], env, args.timeout, log)[0],
             lambda r: (r["B"], r["T"]), lambda r: r["ms_per_step"])
         raw["peer_train_step"] = peer
-        peer_by_key = {(r["B"], r["T"]): r for r in (peer or {}).get("results", [])}
-        for name, b in sorted(eng.items(), key=lambda kv: (kv[0].split("/")[3], int(kv[0].split("/")[2][2:]),
-                                                           len(kv[0].split("/")))):
-            _, _, bs, ts, *variant = name.split("/")  # variant: ["graphs"] for the CUDA-graph runs
-            B, T = int(bs[2:]), ts[2:]
-            e_tps = b.get("tokens_per_s")
-            p = peer_by_key.get((B, T))
-            rows.append({
-                "work": f"train step B={B} T={T}" + "".join(" " + v for v in variant),
-                # CPU: the step's OpenBLAS products replayed alone in the same run, the step's floor.
-                "engine": f"{e_tps:,.0f} tok/s ({fmt_time(seconds(b))}"
-                          + (f"; GEMMs alone {b['gemm_ms']:.2f} ms)" if "gemm_ms" in b else ")"),
-                "pytorch": f"{p['tokens_per_s']:,.0f} tok/s ({p['ms_per_step']:.2f} ms)" if p else "n/a",
-                # Same batches on both sides, so tokens/s ratios are step-time ratios.
-                "ratio": f"{e_tps / p['tokens_per_s']:.2f}×" if p else "n/a",
-            })
-            if b.get("pool_allocs", 0):
-                log.append({"warning": f"{name}: {b['pool_allocs']:.0f} pool allocations after warm-up"})
+        rows += train_step_rows(eng, peer, log)
+        unfinished[0] = None
 
         if args.kernels:
-            keng, raw["engine_kernels"] = engine_results(build / "bench" / "bench_kernels", args.device,
-                                                         args.min_time, args.timeout, env, log)
-            split_ceilings(keng)  # measured again in this run; the table reads the first ones
+            # Every op but the ceilings, which were measured first.
+            keng, raw["engine_kernels"] = measured((
+                lambda: engine_results(build / "bench" / "bench_kernels", args.device, args.min_time, args.timeout,
+                                       env, log, skip=CEILING_OPS),
+                lambda r: op_rows(r[0], None, sgemm, copy_bw)))()
             kpeer, _ = peer_results(args.python, HERE / "peer" / "kernels.py",
                                     peer_args + ["--min-time", str(min(args.min_time, 0.5))], env, args.timeout, log)
             raw["peer_kernels"] = kpeer
             rows += op_rows(keng, kpeer, sgemm, copy_bw)
+            unfinished[0] = None
 
         if args.decode:
             denv = dict(env, CAPTION_SHARED_DIR=str(Path(args.data).resolve().parents[1]))
-            deng, raw["engine_decode"] = engine_results(build / "bench" / "bench_decode", args.device, args.min_time,
-                                                        args.timeout, denv, log)
+            deng, raw["engine_decode"] = measured((
+                lambda: engine_results(build / "bench" / "bench_decode", args.device, args.min_time, args.timeout,
+                                       denv, log),
+                lambda r: op_rows(r[0], None, sgemm, copy_bw)))()
             dpeer, _ = peer_results(args.python, HERE / "peer" / "decode.py",
                                     peer_args + ["--min-time", str(args.min_time), "--data", args.data], env,
                                     args.timeout, log)
@@ -556,21 +602,24 @@ def main():
             if dpeer and dpeer.get("skipped"):
                 log.append({"note": "PyTorch " + dpeer["skipped"]})
             rows += op_rows(deng, dpeer, sgemm, copy_bw)
+            unfinished[0] = None
             caption_length_notes(deng, dpeer, log)
 
         if args.pipeline:
             rows += pipeline_rows(args, env, log, raw)
     except Stopped:
-        log.append({"error": "stopped by SIGTERM (time limit): the sections after the last row did not run"})
-        if args.kernels and "peer_kernels" not in raw:
-            rows += op_rows(keng, None, sgemm, copy_bw)
-    # A second SIGTERM would lose the table; timeout(1)'s SIGKILL comes 5 s after the first anyway.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        log.append({"error": "stopped by SIGTERM (time limit): the sections after the last row did not run, and "
+                             "the one it stopped has no PyTorch column"})
+        if unfinished[0]:
+            rows += unfinished[0]()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # from here on a stop would only lose the table
 
     torch_info = ""
     if peer:
         torch_info = f"torch {peer['torch']}, {peer['threads']} threads" + (
             f", cuDNN {peer['cudnn']}, TF32 {'on' if peer['tf32'] else 'off'}" if args.device == "cuda" else "")
+    elif epeer:  # stopped before the training step's peer ran
+        torch_info = f"torch {epeer['torch']}, {epeer['threads']} threads"
     load = ", ".join(f"{x:.1f}" for x in raw["load_average"])
     lines = [f"Engine vs PyTorch on {device_name}, {raw['date']} ({torch_info or 'PyTorch peer unavailable'}; "
              f"load average before the run {load})."

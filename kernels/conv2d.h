@@ -29,8 +29,13 @@ struct ConvShape {
 // cuDNN's ranking (no timing, so every process picks the same one and computes the same bits).
 // Timed: every candidate runs, the fastest is kept (PyTorch's cudnn.benchmark), and for 1x1 NHWC
 // convolutions a cuBLASLt matmul is one of them; the first call of each shape costs some
-// milliseconds, and two processes may pick differently.
-enum class ConvSearch { Heuristic, Timed };
+// milliseconds, and two processes may pick differently. Matmul: that cuBLASLt matmul wherever it
+// serves (1x1 NHWC convolutions), cuDNN's heuristic choice elsewhere; as reproducible as
+// Heuristic.
+enum class ConvSearch { Heuristic, Timed, Matmul };
+inline const char* search_name(ConvSearch s) {
+  return s == ConvSearch::Timed ? "timed" : s == ConvSearch::Matmul ? "matmul" : "heuristic";
+}
 
 struct ConvParams {
   const float* w;         // NHWC: [K,R,S,C] (torchvision's OIHW transposed to OHWI); NCHW: [K,C,R,S]

@@ -41,8 +41,8 @@ cublasStatus_t conv_gemm(const Exec& ex, const LtMatmul& mm, const ConvShape& s,
   if (s.stride == 1) return mm.launch(ex, w, x, residual, bias, y);
   const size_t row_bytes = size_t(s.C) * (dtype == DType::BF16 ? 2 : 4);
   PoolBuffer<char> pixels(*ex.pool, size_t(s.N) * s.P() * s.Q() * row_bytes, ex.stream);
-  // 16-byte moves where a pixel's channels fill them (x is 16-byte aligned on this route).
-  if (row_bytes % 16 == 0) gather<uint4>(ex, s, x, pixels.data(), row_bytes);
+  // 16-byte moves where a pixel's channels fill them.
+  if (row_bytes % 16 == 0 && alignment_of(x) >= 16) gather<uint4>(ex, s, x, pixels.data(), row_bytes);
   else if (dtype == DType::BF16) gather<uint16_t>(ex, s, x, pixels.data(), row_bytes);
   else gather<float>(ex, s, x, pixels.data(), row_bytes);
   return mm.launch(ex, w, pixels.data(), residual, bias, y);

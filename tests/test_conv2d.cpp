@@ -109,19 +109,17 @@ std::vector<float> run_cpu(const ConvShape& s, const Inputs& in, bool residual, 
   return y;
 }
 
-// The CUDA variants every CUDA test runs: both layouts, both ways of choosing the algorithm.
+// The CUDA variants every CUDA test runs: both layouts, both ways of choosing cuDNN's algorithm,
+// and the cuBLASLt matmul for the 1x1 NHWC shapes (cuDNN's heuristic choice for the others).
 struct Variant {
   Layout layout;
   ConvSearch search;
 };
-const Variant kVariants[] = {{Layout::NHWC, ConvSearch::Heuristic},
-                             {Layout::NHWC, ConvSearch::Timed},
-                             {Layout::NCHW, ConvSearch::Heuristic},
+const Variant kVariants[] = {{Layout::NHWC, ConvSearch::Heuristic}, {Layout::NHWC, ConvSearch::Timed},
+                             {Layout::NHWC, ConvSearch::Matmul},    {Layout::NCHW, ConvSearch::Heuristic},
                              {Layout::NCHW, ConvSearch::Timed}};
 
-std::string name(const Variant& v) {
-  return std::string(layout_name(v.layout)) + (v.search == ConvSearch::Timed ? " timed" : " heuristic");
-}
+std::string name(const Variant& v) { return std::string(layout_name(v.layout)) + " " + search_name(v.search); }
 
 // The CUDA runs take inputs in NHWC like the CPU's and return NHWC; NCHW runs get theirs
 // transposed here, and their output transposed back.
@@ -247,17 +245,19 @@ TEST(Conv2d, CudaMatchesCpuResNetShapes) {
 }
 
 // The second call of a shape reuses the cached plan and must compute with the new data.
+// A 3x3 shape, and 1x1 ones that the matmul route serves (one through its gather).
 TEST(Conv2d, CudaPlanCacheReuse) {
   REQUIRE_CUDA();
   Context gpu(Device::CUDA);
-  const ConvShape s{2, 7, 9, 5, 7, 3, 3, 2, 1};
-  for (uint32_t seed : {300u, 310u, 320u}) {
-    const Inputs in = make_inputs(s, seed);
-    for (bool residual : {false, true})
-      for (const Variant& v : kVariants)
-        EXPECT_TRUE(close_to_scale(run_cuda(gpu, s, in, residual, true, v), run_cpu(s, in, residual, true), 1e-4f))
-            << name(v);
-  }
+  for (const ConvShape& s : {ConvShape{2, 7, 9, 5, 7, 3, 3, 2, 1}, ConvShape{2, 7, 9, 8, 12, 1, 1, 1, 0},
+                             ConvShape{2, 8, 6, 8, 12, 1, 1, 2, 0}})
+    for (uint32_t seed : {300u, 310u, 320u}) {
+      const Inputs in = make_inputs(s, seed);
+      for (bool residual : {false, true})
+        for (const Variant& v : kVariants)
+          EXPECT_TRUE(close_to_scale(run_cuda(gpu, s, in, residual, true, v), run_cpu(s, in, residual, true), 1e-4f))
+              << name(v) << " R=" << s.R << " stride=" << s.stride;
+    }
 }
 
 #if CAPTION_HAS_CUDA
@@ -265,19 +265,29 @@ TEST(Conv2d, CudaPlanCacheReuse) {
 TEST(Conv2d, CudaChoiceIsReported) {
   REQUIRE_CUDA();
   Context gpu(Device::CUDA);
-  const ConvShape s{2, 7, 9, 5, 7, 3, 3, 2, 1};
-  const Inputs in = make_inputs(s, 330);
   // The choice depends on whether there is a residual and whether the pointers are 16-byte aligned
   // (as device allocations are), not on where they point.
   alignas(16) float any = 0;
-  for (const Variant& v : kVariants) {
-    const ConvParams p{&any, &any, &any, true, false, v.layout, v.search};
-    run_cuda(gpu, s, in, true, true, v);
-    const auto choice = cuda::conv2d_choice(s, p);
-    ASSERT_TRUE(choice.has_value()) << name(v);
-    EXPECT_NE(choice->route, cuda::ConvRoute::Gemm) << name(v) << ": a 3x3 convolution is no matmul";
-    EXPECT_GE(choice->algo, 0) << name(v);
-    EXPECT_LT(choice->algo, int(CUDNN_CONVOLUTION_FWD_ALGO_COUNT)) << name(v);
+  for (const ConvShape& s : {ConvShape{2, 7, 9, 5, 7, 3, 3, 2, 1}, ConvShape{2, 7, 9, 8, 12, 1, 1, 1, 0}}) {
+    const Inputs in = make_inputs(s, 330);
+    for (const Variant& v : kVariants) {
+      const ConvParams p{&any, &any, &any, true, false, v.layout, v.search};
+      run_cuda(gpu, s, in, true, true, v);
+      const auto choice = cuda::conv2d_choice(s, p);
+      ASSERT_TRUE(choice.has_value()) << name(v);
+      // The matmul search takes the matmul wherever it serves (cuBLASLt has one for this shape:
+      // CudaGemmRouteMatchesCpu); nothing else is a matmul outside the timed search.
+      const bool matmul = v.search == ConvSearch::Matmul && cuda::conv_gemm_spec(s, v.layout, DType::F32, false,
+                                                                                  true, true);
+      if (v.search != ConvSearch::Timed)
+        EXPECT_EQ(choice->route == cuda::ConvRoute::Gemm, matmul) << name(v) << " R=" << s.R;
+      if (choice->route == cuda::ConvRoute::Gemm) {
+        EXPECT_EQ(choice->algo, -1) << name(v);
+      } else {
+        EXPECT_GE(choice->algo, 0) << name(v);
+        EXPECT_LT(choice->algo, int(CUDNN_CONVOLUTION_FWD_ALGO_COUNT)) << name(v);
+      }
+    }
   }
   EXPECT_FALSE(cuda::conv2d_choice(ConvShape{5, 11, 13, 5, 7, 3, 3, 2, 1}, ConvParams{&any, &any, &any, true}))
       << "no test calls this shape";

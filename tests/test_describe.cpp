@@ -251,7 +251,7 @@ TEST(Describe, BatchOverTheMemoryLimitIsSplit) {
   EXPECT_EQ(test::read_bytes(dir.path("o.jsonl")), whole.output);
 }
 
-// The CUDA options for FP32 (the encoder's layout and timed algorithm choice, the decoder's CUDA
+// The CUDA options for FP32 (the encoder's layout and algorithm choice, the decoder's CUDA
 // graphs) change how, not what: the same captions as the defaults; --bf16 runs. The CPU accepts
 // and ignores them all.
 TEST(Describe, ConvOptionsKeepCaptions) {
@@ -265,6 +265,9 @@ TEST(Describe, ConvOptionsKeepCaptions) {
                          (device == "cpu" ? " --bf16" : "") + " 2>/dev/null");
     ASSERT_EQ(other.status, 0) << other.output;
     EXPECT_EQ(other.output, plain.output) << device;
+    auto matmul = run_cli(base + " --conv-search matmul 2>/dev/null");  // 1x1 convolutions by cuBLASLt
+    ASSERT_EQ(matmul.status, 0) << matmul.output;
+    EXPECT_EQ(matmul.output, plain.output) << device;
     if (device == "cuda") {  // bfloat16 features may change a word: the same images, in order
       auto bf16 = run_cli(base + " --bf16 2>/dev/null");
       ASSERT_EQ(bf16.status, 0) << bf16.output;

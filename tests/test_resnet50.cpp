@@ -90,13 +90,15 @@ void expect_golden_features(ResNet50& net, const nlohmann::json& g, const std::s
 }
 
 // The encoder's runs to check on a device: FP32 in both layouts, both ways of choosing cuDNN
-// algorithms, and bfloat16; the CPU has one.
+// algorithms, the cuBLASLt matmul for the 1x1 convolutions, and bfloat16; the CPU has one.
 std::vector<EncoderOptions> variants(Device device) {
   if (device == Device::CPU) return {EncoderOptions{}};
   std::vector<EncoderOptions> out;
   for (Layout layout : {Layout::NHWC, Layout::NCHW})
     for (ConvSearch search : {ConvSearch::Heuristic, ConvSearch::Timed}) out.push_back({false, layout, search});
+  out.push_back({false, Layout::NHWC, ConvSearch::Matmul});
   out.push_back({false, Layout::NHWC, ConvSearch::Heuristic, true});
+  out.push_back({false, Layout::NHWC, ConvSearch::Matmul, true});
   out.push_back({false, Layout::NCHW, ConvSearch::Timed, true});
   return out;
 }
@@ -104,8 +106,7 @@ std::vector<EncoderOptions> variants(Device device) {
 std::string variant_name(const char* model, Device device, const EncoderOptions& o) {
   std::string name = std::string(model) + " (" + device_name(device);
   if (device == Device::CUDA)
-    name += std::string(o.bf16 ? ", bf16, " : ", fp32, ") + layout_name(o.layout) +
-            (o.search == ConvSearch::Timed ? ", timed" : ", heuristic");
+    name += std::string(o.bf16 ? ", bf16, " : ", fp32, ") + layout_name(o.layout) + ", " + search_name(o.search);
   return name + ")";
 }
 

@@ -29,12 +29,15 @@ void add_image_run_options(CLI::App* sub, ImageRunOptions& opt) {
       ->default_str(layout_name(opt.encoder.layout));
   sub->add_option_function<std::string>(
          "--conv-search",
-         [&opt](const std::string& v) { opt.encoder.search = v == "timed" ? ConvSearch::Timed : ConvSearch::Heuristic; },
-         "CUDA: how each convolution's algorithm is chosen: heuristic (cuDNN's ranking, the same in every run) "
-         "or timed (the fastest candidate, a cuBLASLt matmul among them for 1x1 convolutions; costs time on each "
-         "batch size's first batch)")
-      ->check(CLI::IsMember({"heuristic", "timed"}))
-      ->default_str(opt.encoder.search == ConvSearch::Timed ? "timed" : "heuristic");
+         [&opt](const std::string& v) {
+           for (ConvSearch s : {ConvSearch::Heuristic, ConvSearch::Timed, ConvSearch::Matmul})
+             if (v == search_name(s)) opt.encoder.search = s;
+         },
+         "CUDA: how each convolution's algorithm is chosen: heuristic (cuDNN's ranking, the same in every run), "
+         "timed (the fastest candidate, a cuBLASLt matmul among them for 1x1 convolutions; costs time on each "
+         "batch size's first batch) or matmul (that matmul for 1x1 convolutions, cuDNN's ranking for the rest)")
+      ->check(CLI::IsMember({"heuristic", "timed", "matmul"}))
+      ->default_str(search_name(opt.encoder.search));
 }
 
 std::unique_ptr<ResNet50> load_encoder(Context& ctx, const ModelFiles& files, const ImageRunOptions& opt) {
