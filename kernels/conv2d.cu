@@ -105,9 +105,9 @@ void bias_act(const Exec& ex, const ConvShape& s, const Call& c) {
     launch_bias_act<float, kLayout>(ex, c, total, s.K, plane);
 }
 
-// Everything one (shape, flags) needs: cuDNN's descriptors, the cuBLASLt plan where the timed
-// search weighs one, and the chosen route with its algorithm, math type (set on `conv`) and
-// workspace size.
+// Everything one (shape, flags) needs: cuDNN's descriptors, the cuBLASLt plan where the timed or
+// matmul search offers one, and the chosen route with its algorithm, math type (set on `conv`)
+// and workspace size.
 struct Plan : ConvDescriptors {
   ConvChoice choice{ConvRoute::CudnnPlain, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, 0};
   std::unique_ptr<LtMatmul> gemm;
