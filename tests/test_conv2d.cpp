@@ -275,8 +275,9 @@ TEST(Conv2d, CudaChoiceIsReported) {
       run_cuda(gpu, s, in, true, true, v);
       const auto choice = cuda::conv2d_choice(s, p);
       ASSERT_TRUE(choice.has_value()) << name(v);
-      // The matmul search takes the matmul wherever it serves (cuBLASLt has one for this shape:
-      // CudaGemmRouteMatchesCpu); nothing else is a matmul outside the timed search.
+      // The matmul search takes the matmul wherever it serves (cuBLASLt has an FP32 algorithm for
+      // every shape of CudaGemmRouteMatchesCpu, odd ones included); outside the timed search
+      // nothing else is a matmul.
       const bool matmul = v.search == ConvSearch::Matmul && cuda::conv_gemm_spec(s, v.layout, DType::F32, false,
                                                                                   true, true);
       if (v.search != ConvSearch::Timed)
@@ -314,8 +315,8 @@ TEST(Conv2d, GemmRouteServesUnpadded1x1NhwcOnly) {
         << other.R << "x" << other.S << " stride " << other.stride << " pad " << other.pad;
 }
 
-// The route run on its own (with the gather at a stride above 1): the timed search picks it only
-// where it is fastest, so the other tests may never reach it. Null when cuBLASLt offers no algorithm. T is float or bfloat16 bits.
+// The route run on its own through conv_gemm (with the gather at a stride above 1), in any
+// precision: null when cuBLASLt offers no algorithm. T is float or bfloat16 bits.
 template <class T>
 std::optional<std::vector<float>> run_gemm(Context& gpu, const ConvShape& s, const Inputs& in, bool residual,
                                            bool relu, bool tf32 = false) {
