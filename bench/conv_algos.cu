@@ -165,8 +165,8 @@ void sweep(const Exec& ex, const ConvClass& c, Layout layout, bool bf16) {
   const double gflop = 2.0 * double(out) * s.C * s.R * s.S * 1e-9;
   const std::string kind = std::string(layout_name(layout)) + (bf16 ? " bf16" : " fp32");
   std::printf("| %s | %d | %s | %.2f | %s | %s | %s | %s | %s |\n", c.name.c_str(), s.N, kind.c_str(), gflop,
-              engine[0].c_str(), engine[1].c_str(), cell(fused.us, fused.algo).c_str(), cell(plain.us, plain.algo).c_str(),
-              cell(gemm_us, "cuBLASLt").c_str());
+              engine[0].c_str(), engine[1].c_str(), cell(fused.us, fused.algo).c_str(),
+              cell(plain.us, plain.algo).c_str(), cell(gemm_us, "cuBLASLt").c_str());
 }
 
 }  // namespace
