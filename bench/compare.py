@@ -531,6 +531,18 @@ def main():
             return result
         return wrapped
 
+    def op_section(bench, script, peer_extra, key, skip=None, engine_env=None):
+        """A section of per-call benchmarks: the engine's, then the peer's, then their rows."""
+        runs, raw[f"engine_{key}"] = measured((
+            lambda: engine_results(build / "bench" / bench, args.device, args.min_time, args.timeout,
+                                   engine_env or env, log, skip=skip),
+            lambda r: op_rows(r[0], None, sgemm, copy_bw)))()
+        peer_doc, _ = peer_results(args.python, HERE / "peer" / script, peer_args + peer_extra, env, args.timeout, log)
+        raw[f"peer_{key}"] = peer_doc
+        rows.extend(op_rows(runs, peer_doc, sgemm, copy_bw))
+        unfinished[0] = None
+        return runs, peer_doc
+
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         # The ceilings first: the encoder's and the ops' rates are read against them.
@@ -555,15 +567,8 @@ def main():
             raw["peer_encoder"] = epeer
             rows += encoder_rows(enc, epeer, sgemm, args.device)
             unfinished[0] = None
-            eops, raw["engine_encoder_ops"] = measured((
-                lambda: engine_results(build / "bench" / "bench_encoder_ops", args.device, args.min_time,
-                                       args.timeout, env, log),
-                lambda r: op_rows(r[0], None, sgemm, copy_bw)))()
-            opeer, _ = peer_results(args.python, HERE / "peer" / "encoder_ops.py",
-                                    peer_args + ["--min-time", str(min(args.min_time, 0.5))], env, args.timeout, log)
-            raw["peer_encoder_ops"] = opeer
-            rows += op_rows(eops, opeer, sgemm, copy_bw)
-            unfinished[0] = None
+            op_section("bench_encoder_ops", "encoder_ops.py", ["--min-time", str(min(args.min_time, 0.5))],
+                       "encoder_ops")
 
         eng, raw["engine_train_step"], peer = interleaved(
             args.rounds,
@@ -577,32 +582,16 @@ def main():
         rows += train_step_rows(eng, peer, log)
         unfinished[0] = None
 
-        if args.kernels:
-            # Every op but the ceilings, which were measured first.
-            keng, raw["engine_kernels"] = measured((
-                lambda: engine_results(build / "bench" / "bench_kernels", args.device, args.min_time, args.timeout,
-                                       env, log, skip=CEILING_OPS),
-                lambda r: op_rows(r[0], None, sgemm, copy_bw)))()
-            kpeer, _ = peer_results(args.python, HERE / "peer" / "kernels.py",
-                                    peer_args + ["--min-time", str(min(args.min_time, 0.5))], env, args.timeout, log)
-            raw["peer_kernels"] = kpeer
-            rows += op_rows(keng, kpeer, sgemm, copy_bw)
-            unfinished[0] = None
+        if args.kernels:  # every op but the ceilings, which were measured first
+            keng, _ = op_section("bench_kernels", "kernels.py", ["--min-time", str(min(args.min_time, 0.5))],
+                                 "kernels", skip=CEILING_OPS)
 
         if args.decode:
             denv = dict(env, CAPTION_SHARED_DIR=str(Path(args.data).resolve().parents[1]))
-            deng, raw["engine_decode"] = measured((
-                lambda: engine_results(build / "bench" / "bench_decode", args.device, args.min_time, args.timeout,
-                                       denv, log),
-                lambda r: op_rows(r[0], None, sgemm, copy_bw)))()
-            dpeer, _ = peer_results(args.python, HERE / "peer" / "decode.py",
-                                    peer_args + ["--min-time", str(args.min_time), "--data", args.data], env,
-                                    args.timeout, log)
-            raw["peer_decode"] = dpeer
+            deng, dpeer = op_section("bench_decode", "decode.py", ["--min-time", str(args.min_time), "--data", args.data],
+                                     "decode", engine_env=denv)
             if dpeer and dpeer.get("skipped"):
                 log.append({"note": "PyTorch " + dpeer["skipped"]})
-            rows += op_rows(deng, dpeer, sgemm, copy_bw)
-            unfinished[0] = None
             caption_length_notes(deng, dpeer, log)
 
         if args.pipeline:
