@@ -1,6 +1,5 @@
-#include <cstdint>
-
 #include "kernels/broadcast_add.h"
+#include "kernels/launch.cuh"
 #include "runtime/cuda_check.h"
 
 namespace caption::cuda {
@@ -32,13 +31,6 @@ __global__ void broadcast_add_backward_kernel(const float* dout, float* da, int 
   float s = 0.f;
   for (int t = 0; t < T; ++t) s += col[size_t(t) * H];
   da[i] = s;
-}
-
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
-int grid_for(size_t n, int threads) {
-  const size_t blocks = (n + threads - 1) / threads;
-  return int(blocks < 65536 ? blocks : 65536);
 }
 
 }  // namespace

@@ -1,4 +1,3 @@
-#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -10,6 +9,7 @@
 #include "kernels/conv2d_cudnn.h"
 #include "kernels/conv2d_gemm.h"
 #include "kernels/element.cuh"
+#include "kernels/launch.cuh"
 #include "runtime/context.h"
 #include "runtime/cuda_check.h"
 #include "runtime/memory_pool.h"
@@ -78,7 +78,7 @@ template <class Vec, Layout kLayout>
 void launch_bias_act(const Exec& ex, const Call& c, size_t total, int K, int plane) {
   const size_t n = total / kLanes<Vec>;
   const int threads = 256;
-  const int blocks = int(std::min<size_t>((n + threads - 1) / threads, 65536));
+  const int blocks = grid_for(n, threads);
   auto* y = static_cast<Vec*>(c.y);
   auto* res = static_cast<const Vec*>(c.residual);
   const auto* bias = static_cast<const float*>(c.bias);
@@ -90,8 +90,6 @@ void launch_bias_act(const Exec& ex, const Call& c, size_t total, int K, int pla
   else go(bias_act_kernel<Vec, kLayout, false, false>);
   CUDA_CHECK_LAUNCH();
 }
-
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 template <Layout kLayout>
 void bias_act(const Exec& ex, const ConvShape& s, const Call& c) {

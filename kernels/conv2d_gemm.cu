@@ -1,7 +1,7 @@
-#include <algorithm>
 #include <cstdint>
 
 #include "kernels/conv2d_gemm.h"
+#include "kernels/launch.cuh"
 #include "runtime/cuda_check.h"
 #include "runtime/memory_pool.h"
 
@@ -28,8 +28,7 @@ void gather(const Exec& ex, const ConvShape& s, const void* x, void* out, size_t
   const int row = int(row_bytes / sizeof(Vec));
   const size_t total = size_t(s.N) * s.P() * s.Q() * row;
   const int threads = 256;
-  const int blocks = int(std::min<size_t>((total + threads - 1) / threads, 65536));
-  gather_pixels<Vec><<<blocks, threads, 0, ex.stream>>>(static_cast<const Vec*>(x), static_cast<Vec*>(out), total,
+  gather_pixels<Vec><<<grid_for(total, threads), threads, 0, ex.stream>>>(static_cast<const Vec*>(x), static_cast<Vec*>(out), total,
                                                         row, s.H, s.W, s.P(), s.Q(), s.stride);
   CUDA_CHECK_LAUNCH();
 }
@@ -42,7 +41,7 @@ cublasStatus_t conv_gemm(const Exec& ex, const LtMatmul& mm, const ConvShape& s,
   const size_t row_bytes = size_t(s.C) * (dtype == DType::BF16 ? 2 : 4);
   PoolBuffer<char> pixels(*ex.pool, size_t(s.N) * s.P() * s.Q() * row_bytes, ex.stream);
   // 16-byte moves where a pixel's channels fill them.
-  if (row_bytes % 16 == 0 && alignment_of(x) >= 16) gather<uint4>(ex, s, x, pixels.data(), row_bytes);
+  if (row_bytes % 16 == 0 && aligned16(x)) gather<uint4>(ex, s, x, pixels.data(), row_bytes);
   else if (dtype == DType::BF16) gather<uint16_t>(ex, s, x, pixels.data(), row_bytes);
   else gather<float>(ex, s, x, pixels.data(), row_bytes);
   return mm.launch(ex, w, pixels.data(), residual, bias, y);

@@ -2,6 +2,7 @@
 
 #include "kernels/dense.h"
 #include "kernels/gemm.h"
+#include "kernels/launch.cuh"
 #include "kernels/lt_matmul.h"
 #include "runtime/cuda_check.h"
 #include "runtime/memory_pool.h"
@@ -79,9 +80,7 @@ void dense_forward(const Exec& ex, const float* x, const float* W, const float* 
   // cuBLASLt offers no fused algorithm for this case: plain GEMM plus one epilogue pass.
   gemm(ex.blas, Trans::N, Trans::T, M, N, K, 1.f, x, K, W, K, 0.f, y, N);
   const size_t total = size_t(M) * N;
-  const size_t blocks = (total + 255) / 256;
-  bias_act_kernel<<<int(blocks < 65536 ? blocks : 65536), 256, 0, ex.stream>>>(y, b, total, N,
-                                                                              act == Activation::ReLU);
+  bias_act_kernel<<<grid_for(total, 256), 256, 0, ex.stream>>>(y, b, total, N, act == Activation::ReLU);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -1,4 +1,5 @@
 #include "kernels/dropout.h"
+#include "kernels/launch.cuh"
 #include "kernels/philox.h"
 #include "runtime/cuda_check.h"
 
@@ -24,9 +25,7 @@ void apply_mask(const Exec& ex, const float* in, float* out, size_t n, float p, 
     return;
   }
   const int threads = 256;
-  const size_t blocks = (n + threads - 1) / threads;
-  const int grid = int(blocks < 65536 ? blocks : 65536);
-  apply_mask_kernel<<<grid, threads, 0, ex.stream>>>(in, out, n, p, 1.0f / (1.0f - p), seed, offset,
+  apply_mask_kernel<<<grid_for(n, threads), threads, 0, ex.stream>>>(in, out, n, p, 1.0f / (1.0f - p), seed, offset,
                                                      offset_at);
   CUDA_CHECK_LAUNCH();
 }

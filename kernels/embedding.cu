@@ -1,6 +1,7 @@
 #include <cub/device/device_radix_sort.cuh>
 
 #include "kernels/embedding.h"
+#include "kernels/launch.cuh"
 #include "runtime/cuda_check.h"
 #include "runtime/memory_pool.h"
 
@@ -70,8 +71,7 @@ void embedding_forward(const Exec& ex, const float* table, const int32_t* ids, i
   const size_t total = size_t(N) * D;
   if (total == 0) return;
   const int threads = 256;
-  const size_t blocks = (total + threads - 1) / threads;
-  embedding_forward_kernel<<<int(blocks < 65536 ? blocks : 65536), threads, 0, ex.stream>>>(table, ids, N, D, out);
+  embedding_forward_kernel<<<grid_for(total, threads), threads, 0, ex.stream>>>(table, ids, N, D, out);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -67,13 +67,6 @@ cublasLtHandle_t lt_handle(BlasHandle blas) { return reinterpret_cast<cublasLtHa
 
 }  // namespace
 
-uint32_t alignment_of(const void* p) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  uint32_t al = 256;
-  while (al > 1 && a % al != 0) al /= 2;
-  return al;
-}
-
 std::unique_ptr<LtMatmul> LtMatmul::plan(BlasHandle blas, const LtMatmulSpec& spec) {
   std::unique_ptr<LtMatmul> p(new LtMatmul);
   p->spec_ = spec;

@@ -28,9 +28,6 @@ struct LtMatmulSpec {
   uint32_t align_a, align_b, align_c, align_d, align_bias;
 };
 
-// The largest power of two up to 256 that divides p's address: what cuBLASLt may assume of it.
-uint32_t alignment_of(const void* p);
-
 class LtMatmul {
  public:
   // Null when cuBLASLt offers no algorithm for spec (the caller takes another route).

@@ -1,15 +1,13 @@
-#include <algorithm>
 #include <cstdint>
 
 #include "kernels/element.cuh"
+#include "kernels/launch.cuh"
 #include "kernels/pool.h"
 #include "runtime/cuda_check.h"
 
 namespace caption::cuda {
 
 namespace {
-
-int grid_for(size_t n, int threads) { return int(std::min<size_t>((n + threads - 1) / threads, 65536)); }
 
 // One thread per output element, in memory order: consecutive threads read consecutive channels
 // (NHWC) or pixels (NCHW) of each window tap. Out-of-bounds taps are skipped, as -inf padding

@@ -1,7 +1,7 @@
-#include <algorithm>
 #include <stdexcept>
 
 #include "kernels/element.cuh"
+#include "kernels/launch.cuh"
 #include "kernels/preprocess.h"
 #include "runtime/cuda_check.h"
 
@@ -38,13 +38,12 @@ void preprocess(const Exec& ex, const uint8_t* images, int N, int H, int W, Norm
   const size_t pixels = size_t(N) * H * W;
   if (pixels == 0) return;
   const int threads = 256;
-  const int blocks = int(std::min<size_t>((pixels + threads - 1) / threads, 65536));
   const bool caffe = norm == Normalization::Caffe, nhwc = layout == Layout::NHWC;
   auto kernel = caffe ? (nhwc ? preprocess_kernel<T, Normalization::Caffe, Layout::NHWC>
                               : preprocess_kernel<T, Normalization::Caffe, Layout::NCHW>)
                       : (nhwc ? preprocess_kernel<T, Normalization::Torch, Layout::NHWC>
                               : preprocess_kernel<T, Normalization::Torch, Layout::NCHW>);
-  kernel<<<blocks, threads, 0, ex.stream>>>(images, out, pixels, size_t(H) * W, channels);
+  kernel<<<grid_for(pixels, threads), threads, 0, ex.stream>>>(images, out, pixels, size_t(H) * W, channels);
   CUDA_CHECK_LAUNCH();
 }
 

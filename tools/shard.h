@@ -1,7 +1,8 @@
 #pragma once
 // --shard i/n: this process takes inputs i, i+n, i+2n, ... (0 <= i < n) of the expanded input
-// list (arguments in order, each folder sorted by path), the same in every process, so n processes or machines split a collection without coordinating and
-// together cover every input exactly once.
+// list (arguments in order, each folder sorted by path), the same in every process, so n
+// processes or machines split a collection without coordinating and together cover every input
+// exactly once.
 #include <string>
 #include <vector>
 
