@@ -3,7 +3,7 @@
 // and the full 5-stage network, on the CPU and, when a device answers, on CUDA (FP32, TF32 and
 // bfloat16, NHWC with cuDNN's heuristic algorithm choice, the defaults; for the C4 trunk at batch
 // 32 and 256 also the other layout and timed algorithm choice in FP32, "fp32-nchw", "fp32-timed",
-// "fp32-nchw-timed", and the 1x1 convolutions as cuBLASLt matmuls, "fp32-matmul", "bf16-matmul").
+// "fp32-nchw-timed", and the convolutions as cuBLASLt matmuls, "fp32-matmul", "bf16-matmul").
 // Weights are random: speed does not depend on their values.
 // Counters: images_per_s and flop_per_s (multiply-adds x2 of the convolutions).
 #include <benchmark/benchmark.h>

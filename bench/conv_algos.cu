@@ -4,8 +4,8 @@
 // NHWC (the engine's --bf16): every forward algorithm cuDNN accepts, as the fused call the engine
 // makes (cudnnConvolutionBiasActivationForward with the class's bias, residual and ReLU) and as
 // the plain convolution (cudnnConvolutionForward, whose epilogue the engine would add as one more
-// pass), each the median of 10 calls timed with events after 2 warm-ups; for 1x1 NHWC
-// convolutions also the cuBLASLt matmul with the epilogue fused (kernels/conv2d_gemm.h); beside
+// pass), each the median of 10 calls timed with events after 2 warm-ups; in NHWC also the
+// cuBLASLt matmul with the epilogue fused, after its im2col gather (kernels/conv2d_gemm.h); beside
 // them the engine's own conv2d calls with the route its heuristic and its timed search choose
 // (kernels/conv2d.h), and which one each chose.
 //
@@ -137,7 +137,7 @@ void sweep(const Exec& ex, const ConvClass& c, Layout layout, bool bf16) {
       return cudnnConvolutionForward(dnn, &one, d.x, x.p, d.w, w.p, d.conv, algo, ws.p, bytes, &zero, d.y, y.p);
     }), a);
   }
-  // The matmul route, where the shape is one it serves (cudaMalloc'd pointers are aligned for it).
+  // The matmul route (NHWC; cudaMalloc'd pointers are aligned for it), its gather included.
   double gemm_us = -1;
   if (const auto spec = cuda::conv_gemm_spec(s, layout, bf16 ? DType::BF16 : DType::F32, false, c.relu, c.residual))
     if (const auto mm = cuda::LtMatmul::plan(ex.blas, *spec))
@@ -196,7 +196,8 @@ int main(int argc, char** argv) {
     Context ctx(Device::CUDA);
     std::printf("cuDNN %zu on %s, FP32 (FMA math) and bfloat16 (tensor cores, FP32 accumulation), median of 10 "
                 "calls, µs (algorithm); plain = the convolution alone, without the bias/residual/ReLU pass it "
-                "would need; cuBLASLt = 1x1 convolutions as one matmul with bias, residual and ReLU fused; "
+                "would need; cuBLASLt = NHWC convolutions as one im2col gather and one matmul with bias, residual and "
+                "ReLU fused; "
                 "engine = kernels/conv2d.cu's call with its heuristic or timed choice, epilogue included\n\n",
                 cudnnGetVersion(), prop.name);
     std::printf("| conv | batch | layout | GFLOP | engine heuristic | engine timed | fastest fused | fastest plain | "

@@ -190,8 +190,8 @@ struct Candidate {
 // cuDNN's heuristic ranking, fused calls before plain ones: every (algorithm, call) that the
 // flags allow and whose workspace fits. cuDNN only knows at call time whether the fused kernel
 // exists for a case (identity activation, for one, is IMPLICIT_PRECOMP_GEMM only), so these are
-// candidates until a call succeeds. Where the cuBLASLt matmul serves the shape and the pointers
-// are aligned for it, the timed search adds it last and the matmul search puts it first.
+// candidates until a call succeeds. Where the cuBLASLt matmul serves the shape (NHWC) and the
+// pointers are aligned for it, the timed search adds it last and the matmul search puts it first.
 std::vector<Candidate> candidates(const Exec& ex, Plan& plan, const ConvShape& s, const Call& call) {
   // CUDNN_DEFAULT_MATH permits TF32 on Ampere and later; FMA math is the strict FP32 setting.
   // bfloat16 is for tensor cores.
@@ -221,7 +221,8 @@ std::vector<Candidate> candidates(const Exec& ex, Plan& plan, const ConvShape& s
   if (call.search != ConvSearch::Heuristic && aligned(call))
     if (const auto spec = conv_gemm_spec(s, call.layout, call.dtype, call.tf32, call.relu, call.residual != nullptr))
       if ((plan.gemm = LtMatmul::plan(ex.blas, *spec))) {
-        const Candidate matmul{{ConvRoute::Gemm, -1, plan.gemm->workspace()}, CUDNN_DEFAULT_MATH};
+        const size_t workspace = plan.gemm->workspace() + conv_gemm_scratch(s, call.dtype);
+        const Candidate matmul{{ConvRoute::Gemm, -1, workspace}, CUDNN_DEFAULT_MATH};
         out.insert(call.search == ConvSearch::Matmul ? out.begin() : out.end(), matmul);
       }
   return out;
@@ -283,7 +284,10 @@ void convolve(const Exec& ex, const ConvShape& s, const Call& c) {
   }
   const Plan& plan = *it->second;
   lock.unlock();  // plans are never erased or changed once built
-  CUDNN_CHECK_THROW(run(ex, plan, s, c));
+  const cudnnStatus_t st = run(ex, plan, s, c);
+  if (st != CUDNN_STATUS_SUCCESS && plan.choice.route == ConvRoute::Gemm)
+    throw CudaError("conv2d: cuBLASLt refused the matmul planned for this shape");
+  CUDNN_CHECK_THROW(st);
 }
 
 std::optional<ConvChoice> choice_of(const ConvShape& s, const Call& c) {

@@ -6,7 +6,7 @@
 // Performance).
 // CUDA: cuDNN (cudnnConvolutionBiasActivationForward, the residual as its z input where cuDNN
 // allows), NHWC or NCHW, algorithm chosen once per shape and cached, workspace from the pool; the
-// timed search also weighs a cuBLASLt matmul for 1x1 NHWC convolutions.
+// timed search also weighs a cuBLASLt matmul over the im2col matrix for NHWC convolutions.
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -27,11 +27,11 @@ struct ConvShape {
 
 // How CUDA picks a shape's algorithm on its first call. Heuristic: the first that works in
 // cuDNN's ranking (no timing, so every process picks the same one and computes the same bits).
-// Timed: every candidate runs, the fastest is kept (PyTorch's cudnn.benchmark), and for 1x1 NHWC
-// convolutions a cuBLASLt matmul is one of them; the first call of each shape costs some
-// milliseconds, and two processes may pick differently. Matmul: that cuBLASLt matmul wherever it
-// serves (1x1 NHWC convolutions), cuDNN's heuristic choice elsewhere; as reproducible as
-// Heuristic.
+// Timed: every candidate runs, the fastest is kept (PyTorch's cudnn.benchmark), and for NHWC
+// convolutions a cuBLASLt matmul (kernels/conv2d_gemm.h) is one of them; the first call of each
+// shape costs some milliseconds, and two processes may pick differently. Matmul: that cuBLASLt
+// matmul wherever it serves (NHWC, pointers 16-byte aligned), cuDNN's heuristic choice
+// elsewhere; as reproducible as Heuristic.
 enum class ConvSearch { Heuristic, Timed, Matmul };
 inline const char* search_name(ConvSearch s) {
   return s == ConvSearch::Timed ? "timed" : s == ConvSearch::Matmul ? "matmul" : "heuristic";
@@ -81,12 +81,12 @@ void conv2d(const Exec& ex, const ConvShape& s, const uint16_t* x, const ConvPar
 enum class ConvRoute {
   CudnnFused,  // cudnnConvolutionBiasActivationForward
   CudnnPlain,  // cudnnConvolutionForward, then our bias/residual/ReLU pass
-  Gemm,        // a cuBLASLt matmul with the epilogue fused (1x1 NHWC; kernels/conv2d_gemm.h)
+  Gemm,        // a cuBLASLt matmul with the epilogue fused (NHWC; kernels/conv2d_gemm.h)
 };
 struct ConvChoice {
   ConvRoute route;
   int algo;          // the cuDNN routes' cudnnConvolutionFwdAlgo_t; -1 for Gemm
-  size_t workspace;  // bytes
+  size_t workspace;  // bytes of pool scratch per call (Gemm: cuBLASLt's and the im2col matrix)
 };
 // Of the pointers, only whether those in p are 16-byte aligned matters (x and y are taken to be).
 std::optional<ConvChoice> conv2d_choice(const ConvShape& s, const ConvParams& p);

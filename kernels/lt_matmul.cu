@@ -1,6 +1,7 @@
 #include "kernels/lt_matmul.h"
 
 #include <utility>
+#include <vector>
 
 #include "runtime/cuda_check.h"
 #include "runtime/memory_pool.h"
@@ -11,14 +12,21 @@ namespace {
 
 constexpr uint64_t kMaxWorkspace = 32u << 20;
 
+// The compute types to plan with, in order of preference. Plain FP32 asks for the pedantic mode
+// first, the cuBLAS handle's setting (cuBLASLt does not read the handle's), then the default
+// mode, which takes TF32 only under NVIDIA_TF32_OVERRIDE=1: no documentation we found says that
+// cuBLASLt has bias epilogues for pedantic FP32 on every card.
+std::vector<cublasComputeType_t> compute_types(const LtMatmulSpec& s) {
+  if (s.dtype == DType::BF16) return {CUBLAS_COMPUTE_32F};
+  if (s.tf32) return {CUBLAS_COMPUTE_32F_FAST_TF32};
+  return {CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_COMPUTE_32F};
+}
+
 // One call's operation descriptor. The bias pointer is one of its attributes, so each call makes
 // its own: a plan shared by threads is never written.
 struct OpDesc {
   cublasLtMatmulDesc_t op = nullptr;
-  OpDesc(const LtMatmulSpec& s, const void* bias) {
-    const cublasComputeType_t compute = s.dtype == DType::BF16 ? CUBLAS_COMPUTE_32F
-                                        : s.tf32               ? CUBLAS_COMPUTE_32F_FAST_TF32
-                                                               : CUBLAS_COMPUTE_32F_PEDANTIC;
+  OpDesc(const LtMatmulSpec& s, cublasComputeType_t compute, const void* bias) {
     CUBLAS_CHECK_THROW(cublasLtMatmulDescCreate(&op, compute, CUDA_R_32F));
     try {
       const cublasOperation_t ta = s.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = CUBLAS_OP_N;
@@ -78,16 +86,20 @@ std::unique_ptr<LtMatmul> LtMatmul::plan(BlasHandle blas, const LtMatmulSpec& sp
 
   // The heuristic never reads through the bias pointer; it takes the pointer's alignment from its
   // value. A stand-in with exactly the promised alignment keeps the choice valid for every call.
-  const OpDesc op(spec, reinterpret_cast<const void*>(uintptr_t(spec.align_bias)));
   const Preference pref(spec);
-  int found = 0;
-  const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt_handle(blas), op.op, p->a_, p->b_, p->d_, p->d_,
-                                                           pref.pref, 1, &p->heuristic_, &found);
-  if (st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE ||
-      (st == CUBLAS_STATUS_SUCCESS && found == 0))
-    return nullptr;
-  CUBLAS_CHECK_THROW(st);
-  return p;
+  for (const cublasComputeType_t compute : compute_types(spec)) {
+    const OpDesc op(spec, compute, reinterpret_cast<const void*>(uintptr_t(spec.align_bias)));
+    int found = 0;
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt_handle(blas), op.op, p->a_, p->b_, p->d_, p->d_,
+                                                             pref.pref, 1, &p->heuristic_, &found);
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE ||
+        (st == CUBLAS_STATUS_SUCCESS && found == 0))
+      continue;
+    CUBLAS_CHECK_THROW(st);
+    p->compute_ = compute;
+    return p;
+  }
+  return nullptr;
 }
 
 LtMatmul::~LtMatmul() {
@@ -98,7 +110,7 @@ LtMatmul::~LtMatmul() {
 
 cublasStatus_t LtMatmul::launch(const Exec& ex, const void* A, const void* B, const void* C, const void* bias,
                                 void* D) const {
-  const OpDesc op(spec_, bias);
+  const OpDesc op(spec_, compute_, bias);
   PoolBuffer<char> workspace(*ex.pool, heuristic_.workspaceSize, ex.stream);
   const float alpha = 1.f, beta = spec_.accumulate ? 1.f : 0.f;
   return cublasLtMatmul(lt_handle(ex.blas), op.op, &alpha, A, a_, B, b_, &beta, spec_.accumulate ? C : D, d_, D, d_,

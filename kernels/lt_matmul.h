@@ -20,7 +20,7 @@ struct LtMatmulSpec {
   int64_t m, n, k;    // D is m x n; op(A) is m x k, B is k x n
   bool trans_a;       // A is stored k x m (leading dimension k) and taken transposed; else m x k
   DType dtype;        // of A, B, C, D and the bias: F32 or BF16 (products accumulate in FP32)
-  bool tf32;          // F32 only: allow TF32 tensor cores; else pedantic FP32, as the cuBLAS handle
+  bool tf32;          // F32 only: allow TF32 tensor cores; else strict FP32 (lt_matmul.cu, compute_types)
   bool relu;
   bool accumulate;    // beta = 1 with C (same layout as D), else beta = 0 and C unused
   // Bytes that the pointers passed to run() for A, B, C, D and the bias are aligned to (powers
@@ -46,6 +46,7 @@ class LtMatmul {
  private:
   LtMatmul() = default;
   LtMatmulSpec spec_{};
+  cublasComputeType_t compute_ = CUBLAS_COMPUTE_32F;
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, d_ = nullptr;
   cublasLtMatmulHeuristicResult_t heuristic_{};
 };

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <utility>
 
 #include "kernels/beam_topk.h"
 #include "kernels/broadcast_add.h"
@@ -328,10 +329,14 @@ void Decoder::gather_state(const StepState& s) {
 
 void Decoder::ensure_top_buffers(size_t n) {
   Workspace& w = *ws_;
-  if (n <= w.itop_tokens.size()) return;
+  if (n <= w.itop_tokens.size() && n <= w.itop_logp.size()) return;
   if (graphs_) graphs_->clear();  // they use the buffers being replaced
-  w.itop_tokens = PoolBuffer<int32_t>(ctx_.pool(), n, ctx_.exec().stream);
-  w.itop_logp = PoolBuffer<float>(ctx_.pool(), n, ctx_.exec().stream);
+  // Both allocated before either is replaced: running out of memory for the second (describe
+  // then retries with smaller pieces) leaves the pair as it was, never one of them short.
+  PoolBuffer<int32_t> tokens(ctx_.pool(), n, ctx_.exec().stream);
+  PoolBuffer<float> logp(ctx_.pool(), n, ctx_.exec().stream);
+  w.itop_tokens = std::move(tokens);
+  w.itop_logp = std::move(logp);
 }
 
 // The graph key of an inference op sequence: the workspace buffers are fixed for a batch size

@@ -1,6 +1,8 @@
 #pragma once
 // RAII CUDA stream, cuBLAS and cuDNN handles (implemented in stream_cuda.cpp; CUDA builds only).
 // Events are runtime/context.h's Event.
+#include <cstddef>
+
 #include "runtime/exec.h"
 
 namespace caption {
@@ -20,14 +22,16 @@ class CudaStream {
 
 class CublasHandle {
  public:
-  explicit CublasHandle(Stream s);  // FP32 math; TF32 only where a caller opts in
+  explicit CublasHandle(Stream s);  // FP32 math (TF32 only where a caller opts in), own workspace
   ~CublasHandle();
   CublasHandle(const CublasHandle&) = delete;
   CublasHandle& operator=(const CublasHandle&) = delete;
   BlasHandle get() const { return handle_; }
 
  private:
+  static constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // cuBLAS's own choice on Hopper
   BlasHandle handle_ = nullptr;
+  void* workspace_ = nullptr;
 };
 
 class CudnnHandle {

@@ -12,10 +12,24 @@ void CudaStream::synchronize() const { CUDA_CHECK_THROW(cudaStreamSynchronize(st
 
 CublasHandle::CublasHandle(Stream s) {
   CUBLAS_CHECK_THROW(cublasCreate(&handle_));
-  CUBLAS_CHECK_THROW(cublasSetStream(handle_, s));
-  CUBLAS_CHECK_THROW(cublasSetMathMode(handle_, CUBLAS_PEDANTIC_MATH));  // plain FP32, no TF32
+  try {
+    CUBLAS_CHECK_THROW(cublasSetStream(handle_, s));
+    // A workspace of our own, set after cublasSetStream (which resets it to cuBLAS's pool): with
+    // cuBLAS's pool, a CUDA graph capture allocates inside the graph, outside our memory pool,
+    // and may pick other kernels than plain launches do.
+    CUDA_CHECK_THROW(cudaMalloc(&workspace_, kWorkspaceBytes));
+    CUBLAS_CHECK_THROW(cublasSetWorkspace(handle_, workspace_, kWorkspaceBytes));
+    CUBLAS_CHECK_THROW(cublasSetMathMode(handle_, CUBLAS_PEDANTIC_MATH));  // plain FP32, no TF32
+  } catch (...) {
+    cublasDestroy(handle_);
+    cudaFree(workspace_);
+    throw;
+  }
 }
-CublasHandle::~CublasHandle() { cublasDestroy(handle_); }
+CublasHandle::~CublasHandle() {
+  cublasDestroy(handle_);
+  cudaFree(workspace_);
+}
 
 CudnnHandle::CudnnHandle(Stream s) {
   CUDNN_CHECK_THROW(cudnnCreate(&handle_));

@@ -110,7 +110,7 @@ std::vector<float> run_cpu(const ConvShape& s, const Inputs& in, bool residual, 
 }
 
 // The CUDA variants every CUDA test runs: both layouts, both ways of choosing cuDNN's algorithm,
-// and the cuBLASLt matmul for the 1x1 NHWC shapes (cuDNN's heuristic choice for the others).
+// and the cuBLASLt matmul for the NHWC shapes (cuDNN's heuristic choice for the NCHW ones).
 struct Variant {
   Layout layout;
   ConvSearch search;
@@ -294,29 +294,84 @@ TEST(Conv2d, CudaChoiceIsReported) {
       << "no test calls this shape";
 }
 
-// The cuBLASLt route (kernels/conv2d_gemm.h) serves exactly the 1x1 unpadded NHWC convolutions,
-// as the matmul y^T [K, N*P*Q] = w [K, C] x'^T over the output pixels.
-TEST(Conv2d, GemmRouteServesUnpadded1x1NhwcOnly) {
-  for (int stride : {1, 2, 3}) {
-    const ConvShape s{3, 5, 7, 11, 13, 1, 1, stride, 0};
+// The cuBLASLt route (kernels/conv2d_gemm.h) serves every NHWC convolution, as the matmul
+// y^T [K, rows] = w [K, R*S*C] cols^T over a call's output pixels, and no NCHW one.
+TEST(Conv2d, GemmRouteServesNhwcOnly) {
+  for (const Case& c : odd_cases()) {
+    const ConvShape& s = c.s;
     const auto spec = cuda::conv_gemm_spec(s, Layout::NHWC, DType::F32, false, true, true);
-    ASSERT_TRUE(spec.has_value()) << "stride " << stride;
-    EXPECT_EQ(spec->m, 13);
-    EXPECT_EQ(spec->n, 3 * s.P() * s.Q()) << "stride " << stride;
-    EXPECT_EQ(spec->k, 11);
+    ASSERT_TRUE(spec.has_value()) << s.R << "x" << s.S << " stride " << s.stride;
+    EXPECT_EQ(spec->m, s.K);
+    EXPECT_EQ(spec->n, s.N * s.P() * s.Q()) << "small shapes take one call";
+    EXPECT_EQ(spec->k, s.R * s.S * s.C);
     EXPECT_TRUE(spec->trans_a);
     EXPECT_TRUE(spec->relu);
     EXPECT_TRUE(spec->accumulate);
+    EXPECT_EQ(cuda::conv_gemm_scratch(s, DType::F32),
+              cuda::conv_gemm_direct(s) ? 0 : size_t(s.N) * s.P() * s.Q() * s.R * s.S * s.C * sizeof(float));
     EXPECT_FALSE(cuda::conv_gemm_spec(s, Layout::NCHW, DType::F32, false, true, true));
   }
-  for (const ConvShape& other : {ConvShape{3, 5, 7, 11, 13, 3, 3, 1, 1}, ConvShape{3, 5, 7, 11, 13, 1, 1, 1, 1},
-                                 ConvShape{3, 5, 7, 11, 13, 1, 3, 1, 0}})
-    EXPECT_FALSE(cuda::conv_gemm_spec(other, Layout::NHWC, DType::F32, false, true, true))
-        << other.R << "x" << other.S << " stride " << other.stride << " pad " << other.pad;
+  EXPECT_TRUE(cuda::conv_gemm_direct(ConvShape{3, 5, 7, 11, 13, 1, 1, 1, 0}));
+  for (const ConvShape& s : {ConvShape{3, 5, 7, 11, 13, 1, 1, 2, 0}, ConvShape{3, 5, 7, 11, 13, 1, 1, 1, 1},
+                             ConvShape{3, 5, 7, 11, 13, 3, 3, 1, 0}})
+    EXPECT_FALSE(cuda::conv_gemm_direct(s)) << s.R << "x" << s.S << " stride " << s.stride << " pad " << s.pad;
 }
 
-// The route run on its own through conv_gemm (with the gather at a stride above 1), in any
-// precision: null when cuBLASLt offers no algorithm. T is float or bfloat16 bits.
+// A gathered matrix above kMaxConvGemmScratch is made a few images at a time: the most images that
+// divide the batch and fit, so that every call is the planned matmul; the direct route takes all.
+TEST(Conv2d, GemmRouteSplitsLargeGathers) {
+  const ConvShape layer1{256, 56, 56, 64, 64, 3, 3, 1, 1};  // 6.9 MiB of im2col matrix per image
+  const size_t per_image = size_t(56) * 56 * 576 * sizeof(float);
+  EXPECT_EQ(cuda::conv_gemm_images(layer1, DType::F32), 32);  // 220 MiB; 64 images would be 441 MiB
+  EXPECT_EQ(cuda::conv_gemm_images(layer1, DType::BF16), 64);
+  EXPECT_EQ(cuda::conv_gemm_scratch(layer1, DType::F32), 32 * per_image);
+  EXPECT_EQ(cuda::conv_gemm_spec(layer1, Layout::NHWC, DType::F32, false, true, false)->n, 32 * 56 * 56);
+  EXPECT_EQ(cuda::conv_gemm_images(ConvShape{37, 56, 56, 64, 64, 3, 3, 1, 1}, DType::F32), 37) << "255 MiB";
+  EXPECT_EQ(cuda::conv_gemm_images(ConvShape{41, 56, 56, 64, 64, 3, 3, 1, 1}, DType::F32), 1) << "a prime batch";
+  EXPECT_EQ(cuda::conv_gemm_images(ConvShape{256, 56, 56, 64, 62, 3, 3, 1, 1}, DType::F32), 256)
+      << "62 channels: a later call's y would not be 16-byte aligned";
+  EXPECT_EQ(cuda::conv_gemm_images(ConvShape{256, 56, 56, 64, 256, 1, 1, 1, 0}, DType::F32), 256) << "direct";
+  EXPECT_LE(cuda::conv_gemm_scratch(ConvShape{256, 224, 224, 3, 64, 7, 7, 2, 3}, DType::F32),
+            cuda::kMaxConvGemmScratch);
+}
+
+// The gather's indexing (Im2col::source, shared with the CUDA kernel) checked on the CPU: the
+// matrix it describes, times the filters, is the convolution; in 4-channel units too.
+TEST(Conv2d, Im2colMatrixTimesFiltersIsTheConvolution) {
+  uint32_t seed = 900;
+  for (const Case& c : odd_cases()) {
+    const ConvShape& s = c.s;
+    const Inputs in = make_inputs(s, seed += 10);
+    const cuda::Im2col m(s, 1);
+    const uint32_t rows = uint32_t(s.N) * s.P() * s.Q(), cols = m.cols();
+    ASSERT_EQ(cols, uint32_t(s.R) * s.S * s.C);
+    std::vector<float> y(size_t(rows) * s.K);
+    for (uint32_t row = 0; row < rows; ++row)
+      for (int k = 0; k < s.K; ++k) {
+        double acc = in.bias[k] + (c.residual ? in.res[size_t(row) * s.K + k] : 0.0);
+        for (uint32_t col = 0; col < cols; ++col)
+          if (const int64_t from = m.source(row, col); from >= 0)
+            acc += double(in.x.at(size_t(from))) * in.w[size_t(k) * cols + col];
+        y[size_t(row) * s.K + k] = float(c.relu ? std::max(acc, 0.0) : acc);
+      }
+    const std::string what = std::to_string(s.R) + "x" + std::to_string(s.S) + " C=" + std::to_string(s.C);
+    EXPECT_TRUE(close_to_scale(y, naive_conv(s, in.x, in.w, in.bias, c.residual ? &in.res : nullptr, c.relu), 1e-6f))
+        << what;
+    if (s.C % 4 == 0) {
+      const cuda::Im2col wide(s, 4);
+      ASSERT_EQ(wide.cols() * 4, cols) << what;
+      for (uint32_t row = 0; row < rows; ++row)
+        for (uint32_t col = 0; col < wide.cols(); ++col) {
+          const int64_t from = wide.source(row, col);
+          ASSERT_EQ(from < 0 ? -1 : from * 4, m.source(row, col * 4)) << what << " row " << row << " col " << col;
+        }
+    }
+  }
+}
+
+// The route run on its own through conv_gemm (gathering the im2col matrix unless the shape is 1x1,
+// stride 1, unpadded), in any precision: null when cuBLASLt offers no algorithm. T is float or
+// bfloat16 bits.
 template <class T>
 std::optional<std::vector<float>> run_gemm(Context& gpu, const ConvShape& s, const Inputs& in, bool residual,
                                            bool relu, bool tf32 = false) {
@@ -340,19 +395,23 @@ std::optional<std::vector<float>> run_gemm(Context& gpu, const ConvShape& s, con
 TEST(Conv2d, CudaGemmRouteMatchesCpu) {
   REQUIRE_CUDA();
   Context gpu(Device::CUDA);
-  std::vector<Case> cases;
-  for (const Case& c : odd_cases())
-    if (cuda::conv_gemm_spec(c.s, Layout::NHWC, DType::F32, false, c.relu, c.residual)) cases.push_back(c);
-  ASSERT_GE(cases.size(), 3u);
+  std::vector<Case> cases = odd_cases();
+  const size_t odd = cases.size();
   cases.push_back({{1, 1, 1, 3, 5, 1, 1, 1, 0}, true, true});          // one pixel
-  cases.push_back({{2, 14, 14, 256, 1024, 1, 1, 1, 0}, true, true});   // a ResNet expand
-  cases.push_back({{3, 28, 28, 512, 128, 1, 1, 1, 0}, false, true});   // a ResNet reduce
-  cases.push_back({{2, 28, 28, 512, 1024, 1, 1, 2, 0}, false, false}); // a ResNet downsample: gathered
   cases.push_back({{1, 9, 7, 6, 5, 1, 1, 3, 0}, true, true});          // stride 3, odd sizes
+  // ResNet shapes: an expand, a reduce, a downsample (gathered), a 3x3 of layer3, and layer1's
+  // 3x3 at a batch whose matrix (276 MiB) is gathered in two calls of 20 images.
+  cases.push_back({{2, 14, 14, 256, 1024, 1, 1, 1, 0}, true, true});
+  cases.push_back({{3, 28, 28, 512, 128, 1, 1, 1, 0}, false, true});
+  cases.push_back({{2, 28, 28, 512, 1024, 1, 1, 2, 0}, false, false});
+  cases.push_back({{2, 14, 14, 256, 256, 3, 3, 1, 1}, false, true});
+  cases.push_back({{40, 56, 56, 64, 64, 3, 3, 1, 1}, true, true});
+  ASSERT_EQ(cuda::conv_gemm_images(cases.back().s, DType::F32), 20);
   uint32_t seed = 700;
   int ran = 0, ran_resnet = 0;  // FP32 runs; TF32 and bfloat16 runs on the ResNet shapes
-  for (const Case& c : cases) {
-    const bool resnet = c.s.C >= 256;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    const bool resnet = i >= odd + 2;
     Inputs in = make_inputs(c.s, seed += 10);
     const std::string what = "C=" + std::to_string(c.s.C) + " K=" + std::to_string(c.s.K) +
                              " N*H*W=" + std::to_string(c.s.N * c.s.H * c.s.W);
@@ -373,7 +432,8 @@ TEST(Conv2d, CudaGemmRouteMatchesCpu) {
     }
   }
   EXPECT_EQ(ran, int(cases.size())) << "cuBLASLt offered no FP32 algorithm for some shapes";
-  EXPECT_EQ(ran_resnet, 6) << "cuBLASLt offered no TF32 or bfloat16 algorithm for a ResNet shape";
+  EXPECT_EQ(ran_resnet, 2 * int(cases.size() - odd - 2))
+      << "cuBLASLt offered no TF32 or bfloat16 algorithm for a ResNet shape";
 }
 
 #endif

@@ -265,7 +265,7 @@ TEST(Describe, ConvOptionsKeepCaptions) {
                          (device == "cpu" ? " --bf16" : "") + " 2>/dev/null");
     ASSERT_EQ(other.status, 0) << other.output;
     EXPECT_EQ(other.output, plain.output) << device;
-    auto matmul = run_cli(base + " --conv-search matmul 2>/dev/null");  // 1x1 convolutions by cuBLASLt
+    auto matmul = run_cli(base + " --conv-search matmul 2>/dev/null");  // convolutions by cuBLASLt
     ASSERT_EQ(matmul.status, 0) << matmul.output;
     EXPECT_EQ(matmul.output, plain.output) << device;
     if (device == "cuda") {  // bfloat16 features may change a word: the same images, in order

@@ -90,7 +90,7 @@ void expect_golden_features(ResNet50& net, const nlohmann::json& g, const std::s
 }
 
 // The encoder's runs to check on a device: FP32 in both layouts, both ways of choosing cuDNN
-// algorithms, the cuBLASLt matmul for the 1x1 convolutions, and bfloat16; the CPU has one.
+// algorithms, the cuBLASLt matmul for the convolutions, and bfloat16; the CPU has one.
 std::vector<EncoderOptions> variants(Device device) {
   if (device == Device::CPU) return {EncoderOptions{}};
   std::vector<EncoderOptions> out;

@@ -34,8 +34,8 @@ void add_image_run_options(CLI::App* sub, ImageRunOptions& opt) {
              if (v == search_name(s)) opt.encoder.search = s;
          },
          "CUDA: how each convolution's algorithm is chosen: heuristic (cuDNN's ranking, the same in every run), "
-         "timed (the fastest candidate, a cuBLASLt matmul among them for 1x1 convolutions; costs time on each "
-         "batch size's first batch) or matmul (that matmul for 1x1 convolutions, cuDNN's ranking for the rest)")
+         "timed (the fastest candidate, a cuBLASLt matmul among them in NHWC; costs time on each batch size's "
+         "first batch) or matmul (that matmul for every NHWC convolution, cuDNN's ranking where it has none)")
       ->check(CLI::IsMember({"heuristic", "timed", "matmul"}))
       ->default_str(search_name(opt.encoder.search));
 }
