@@ -19,7 +19,7 @@ bool lt_dense_forward(const Exec& ex, const float* x, const float* W, const floa
   // Callers may pass views into larger buffers: assume only the alignment the pointers have.
   const LtMatmulSpec spec{N, M, K, true, DType::F32, false, act == Activation::ReLU, false,
                           alignment_of(W), alignment_of(x), 0, alignment_of(y), alignment_of(b)};
-  const auto plan = LtMatmul::plan(ex.blas, spec);
+  const LtMatmul* plan = LtMatmul::cached(ex.blas, spec);
   if (!plan) return false;
   plan->run(ex, W, x, nullptr, b, y);
   return true;

@@ -1,5 +1,8 @@
 #include "kernels/lt_matmul.h"
 
+#include <map>
+#include <mutex>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -100,6 +103,19 @@ std::unique_ptr<LtMatmul> LtMatmul::plan(BlasHandle blas, const LtMatmulSpec& sp
     return p;
   }
   return nullptr;
+}
+
+const LtMatmul* LtMatmul::cached(BlasHandle blas, const LtMatmulSpec& s) {
+  int device = 0;
+  CUDA_CHECK_THROW(cudaGetDevice(&device));
+  const auto key = std::make_tuple(device, s.m, s.n, s.k, s.trans_a, s.dtype, s.tf32, s.relu, s.accumulate, s.align_a,
+                                   s.align_b, s.align_c, s.align_d, s.align_bias);
+  static std::mutex mutex;
+  static std::map<decltype(key), std::unique_ptr<LtMatmul>> plans;  // null: no algorithm
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = plans.find(key);
+  if (it == plans.end()) it = plans.emplace(key, plan(blas, s)).first;
+  return it->second.get();
 }
 
 LtMatmul::~LtMatmul() {

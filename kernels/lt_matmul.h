@@ -32,6 +32,9 @@ class LtMatmul {
  public:
   // Null when cuBLASLt offers no algorithm for spec (the caller takes another route).
   static std::unique_ptr<LtMatmul> plan(BlasHandle blas, const LtMatmulSpec& spec);
+  // plan(), made once per (current device, spec) and kept for the process: cuBLASLt's heuristic
+  // query costs host time that a call made every decode step should not pay each time.
+  static const LtMatmul* cached(BlasHandle blas, const LtMatmulSpec& spec);
   ~LtMatmul();
   LtMatmul(const LtMatmul&) = delete;
   LtMatmul& operator=(const LtMatmul&) = delete;
