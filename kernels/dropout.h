@@ -1,6 +1,7 @@
 #pragma once
 // Inverted dropout with a counter-based RNG (Philox-4x32-10, kernels/philox.h): element i of
-// a call keeps its value iff uniform(seed, offset + i) >= p, and kept values are scaled by
+// a call keeps its value iff uniform(seed, offset + i) >= p (word (offset + i) % 4 of the
+// block at counter (offset + i) / 4), and kept values are scaled by
 // 1/(1-p). CPU and CUDA draw the same mask for the same (seed, offset), and backward
 // recomputes the mask instead of storing it.
 #include <cstddef>

@@ -44,12 +44,21 @@ CAPTION_PHILOX_FN Block philox4x32_10(Block ctr, uint32_t k0, uint32_t k1) {
   return ctr;
 }
 
-// Uniform float in [0,1) for (seed, counter): the top 24 bits of the first output word,
-// so every value is exact in float and host and device round identically.
-CAPTION_PHILOX_FN float uniform(uint64_t seed, uint64_t counter) {
-  Block ctr{{uint32_t(counter), uint32_t(counter >> 32), 0u, 0u}};
-  Block r = philox4x32_10(ctr, uint32_t(seed), uint32_t(seed >> 32));
-  return float(r.w[0] >> 8) * (1.0f / 16777216.0f);
+// The block of (seed, counter): the counter's low and high words, then two zero words, keyed by
+// the seed's low and high words.
+CAPTION_PHILOX_FN Block draw(uint64_t seed, uint64_t counter) {
+  return philox4x32_10(Block{{uint32_t(counter), uint32_t(counter >> 32), 0u, 0u}}, uint32_t(seed),
+                       uint32_t(seed >> 32));
+}
+
+// A word as a uniform float in [0,1): its top 24 bits, so that every value is exact in float
+// and host and device round identically.
+CAPTION_PHILOX_FN float to_uniform(uint32_t word) { return float(word >> 8) * (1.0f / 16777216.0f); }
+
+// Element e of the stream of `seed`: word e % 4 of the block at counter e / 4, so that one draw
+// serves four consecutive elements (ten rounds per four uniforms, not per one).
+CAPTION_PHILOX_FN float uniform(uint64_t seed, uint64_t element) {
+  return to_uniform(draw(seed, element >> 2).w[element & 3]);
 }
 
 }  // namespace caption::philox

@@ -32,12 +32,23 @@ TEST(Philox, KnownAnswerVectors) {
   }
 }
 
+// Element e of a stream is word e % 4 of the block at counter e / 4: the four words of the first
+// known-answer vector (counter 0, key 0) are elements 0-3 of seed 0's stream, and element 4 is
+// the next counter's first word.
+TEST(Philox, FourElementsPerDraw) {
+  const uint32_t words[4] = {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8};
+  for (int e = 0; e < 4; ++e) EXPECT_EQ(philox::uniform(0, e), float(words[e] >> 8) / 16777216.f) << "element " << e;
+  EXPECT_EQ(philox::uniform(0, 4), philox::to_uniform(philox::draw(0, 1).w[0]));
+  EXPECT_EQ(philox::uniform(0, 4 * 0x100000000ull + 2), philox::to_uniform(philox::draw(0, 0x100000000ull).w[2]));
+}
+
 TEST(Philox, UniformIsUniform) {
   const int n = 200000, bins = 16;
   std::vector<int> hist(bins);
   double sum = 0, sum2 = 0;
   for (int i = 0; i < n; ++i) {
-    float u = philox::uniform(0x123456789abcdefull, (uint64_t(1) << 32) - 100 + i);  // crosses the word boundary
+    // Crosses the counters' 2^32 boundary (element 2^34), where the counter's high word starts.
+    float u = philox::uniform(0x123456789abcdefull, (uint64_t(1) << 34) - 100 + i);
     ASSERT_GE(u, 0.f);
     ASSERT_LT(u, 1.f);
     sum += u, sum2 += double(u) * u;
@@ -74,7 +85,8 @@ TEST(Dropout, ZeroProbabilityCopies) {
   EXPECT_EQ(y, x);
 }
 
-// Element i of a call draws counter offset + i: a call at offset k reproduces the tail of a call at 0.
+// Element i of a call is element offset + i of the stream: a call at offset k reproduces the tail
+// of a call at 0.
 TEST(Dropout, OffsetShiftsTheStream) {
   const size_t n = 777, k = 123;
   auto x = random_vector(n, 4);
@@ -144,16 +156,16 @@ TEST(Dropout, BackwardMatchesFiniteDifferences) {
   EXPECT_LT(zeros, n);
 }
 
-// The CPU/CUDA contract: element i is kept iff philox::uniform(seed, offset + i) >= p (the CUDA
-// kernel's per-element test), bit for bit, whatever vector block, tail or thread i falls in.
-// Offsets cross the 2^32 boundary of the counter's low word, and the p values include ones
-// that sit exactly on a 2^-24 step of the uniform.
+// The CPU/CUDA contract: element i is kept iff philox::uniform(seed, offset + i) >= p, bit for bit,
+// whatever vector block, tail or thread i falls in. Offsets start on and off a draw's first word
+// and cross the 2^32 boundary of the counter's low word (element 2^34), and the p values include
+// ones that sit exactly on a 2^-24 step of the uniform.
 TEST(Dropout, CpuMatchesScalarPhiloxTest) {
   const uint64_t seed = 0x0123456789abcdefull;
   auto x = random_vector(70001, 12);
   x[5] = std::numeric_limits<float>::infinity(), x[6] = std::nanf("");
-  for (size_t n : {size_t(1), size_t(7), size_t(8), size_t(13), size_t(4097), size_t(70001)}) {
-    for (uint64_t offset : {uint64_t(0), uint64_t(3), (uint64_t(1) << 32) - 5, (uint64_t(7) << 32) + 1}) {
+  for (size_t n : {size_t(1), size_t(7), size_t(8), size_t(13), size_t(129), size_t(4097), size_t(70001)}) {
+    for (uint64_t offset : {uint64_t(0), uint64_t(3), uint64_t(6), (uint64_t(1) << 34) - 203, (uint64_t(7) << 32) + 1}) {
       for (float p : {0.3f, 0.5f, 1.f / 3, 0.999f, 1.f}) {
         SCOPED_TRACE("n=" + std::to_string(n) + " offset=" + std::to_string(offset) + " p=" + std::to_string(p));
         const float scale = 1.0f / (1.0f - p);
@@ -174,6 +186,19 @@ TEST(Dropout, CudaMatchesCpuBitwise) {
   const size_t n = 1000003;
   const uint64_t seed = 0xfedcba9876543210ull, offset = (uint64_t(3) << 32) + 17;
   auto x = random_vector(n, 8);
+  // The kernel's float4 path: an offset on a draw's first word, 16-byte aligned pointers, and
+  // the scalar one for a head and tail (offset + 17) or pointers off by one float.
+  for (uint64_t at : {uint64_t(3) << 32, offset})
+    for (size_t shift : {size_t(0), size_t(1)}) {
+      const size_t m = n - shift;
+      std::vector<float> want(m);
+      cpu::dropout_forward(x.data() + shift, want.data(), m, 0.3f, seed, at);
+      auto dX = test::to_device(gpu, x), dY = test::to_device(gpu, std::vector<float>(n));
+      dropout_forward(gpu.exec(), dX.data() + shift, dY.data() + shift, m, 0.3f, seed, at);
+      const auto got = test::to_host(gpu, dY);
+      EXPECT_EQ(0, std::memcmp(got.data() + shift, want.data(), m * sizeof(float)))
+          << "offset % 4 = " << at % 4 << ", shift " << shift;
+    }
   for (float p : {0.f, 0.1f, 0.5f}) {
     std::vector<float> y(n), dx(n);
     cpu::dropout_forward(x.data(), y.data(), n, p, seed, offset);
