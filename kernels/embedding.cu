@@ -22,39 +22,78 @@ __global__ void iota_kernel(int32_t* v, int n) {
   if (i < n) v[i] = i;
 }
 
-// One warp per sorted slot. The warp at the first slot of each run of equal ids sums that
-// id's gradient rows in slot order, which is ascending position because the radix sort is
-// stable: the same order as the CPU, so the result is deterministic and equal to it. Each
-// step loads four rows before adding them in order, to keep several loads in flight when
-// a frequent id has a long run.
+// The order of kernels/embedding.h in two passes over the sorted slots, one warp per chunk of
+// kEmbeddingChunk slots in each. Pass 1 sums each piece (an id's slots within the chunk) in slot
+// order, which is ascending position because the radix sort is stable. A piece whose id lies
+// wholly within the chunk is that id's gradient row; a piece of an id that runs across the
+// chunk's start goes to first_piece[chunk], one that runs across its end (from within the
+// chunk) to last_piece[chunk]. Pass 2 adds the pieces of each id that crosses chunks, starting
+// from the chunk where the id starts. A piece loads four rows before adding them in order, to
+// keep several loads in flight.
 constexpr int kWarpsPerBlock = 4;
 
-__global__ void embedding_backward_kernel(const float* grad_out, const uint32_t* sorted_ids,
-                                          const int32_t* sorted_pos, int N, int D, int padding_idx,
-                                          float* grad_table) {
-  const int s = blockIdx.x * kWarpsPerBlock + threadIdx.y;
-  if (s >= N) return;
-  const uint32_t id = sorted_ids[s];
-  if ((s > 0 && sorted_ids[s - 1] == id) || int64_t(id) == padding_idx) return;
-  int lo = s + 1, hi = N;  // binary search for the end of the run: long runs cost log N
-  while (lo < hi) {
-    const int mid = (lo + hi) / 2;
-    if (sorted_ids[mid] == id) lo = mid + 1;
-    else hi = mid;
-  }
-  const int end = lo;
+__device__ inline bool same_id(const uint32_t* sorted_ids, int a, int b, int N) {
+  return a >= 0 && b < N && sorted_ids[a] == sorted_ids[b];
+}
 
+__global__ void sum_pieces_kernel(const float* grad_out, const uint32_t* sorted_ids, const int32_t* sorted_pos,
+                                  int N, int D, int padding_idx, float* grad_table, float* first_piece,
+                                  float* last_piece) {
+  const int chunk = blockIdx.x * kWarpsPerBlock + threadIdx.y;
+  const int begin = chunk * kEmbeddingChunk;
+  if (begin >= N) return;
+  const int end = min(N, begin + kEmbeddingChunk);
+  for (int s = begin; s < end;) {  // the warp walks the pieces together
+    const uint32_t id = sorted_ids[s];
+    int e = s + 1;
+    while (e < end && sorted_ids[e] == id) ++e;
+    if (int64_t(id) != padding_idx) {
+      float* dst = s == begin && same_id(sorted_ids, begin - 1, begin, N) ? first_piece + size_t(chunk) * D
+                   : e == end && same_id(sorted_ids, end - 1, end, N)   ? last_piece + size_t(chunk) * D
+                                                                        : grad_table + size_t(id) * D;
+      for (int d = threadIdx.x; d < D; d += 32) {
+        float acc = 0.f;
+        int j = s;
+        for (; j + 4 <= e; j += 4) {
+          float g[4];
+#pragma unroll
+          for (int u = 0; u < 4; ++u) g[u] = grad_out[size_t(sorted_pos[j + u]) * D + d];
+#pragma unroll
+          for (int u = 0; u < 4; ++u) acc += g[u];
+        }
+        for (; j < e; ++j) acc += grad_out[size_t(sorted_pos[j]) * D + d];
+        dst[d] = acc;
+      }
+    }
+    s = e;
+  }
+}
+
+__global__ void add_pieces_kernel(const uint32_t* sorted_ids, int N, int D, int padding_idx, const float* first_piece,
+                                  const float* last_piece, float* grad_table) {
+  const int chunk = blockIdx.x * kWarpsPerBlock + threadIdx.y;
+  const int begin = chunk * kEmbeddingChunk;
+  if (begin >= N) return;
+  const int end = min(N, begin + kEmbeddingChunk);
+  // The id of the chunk's last slot, if it starts in this chunk and runs on into the next.
+  if (!same_id(sorted_ids, end - 1, end, N) || same_id(sorted_ids, begin - 1, end - 1, N)) return;
+  const uint32_t id = sorted_ids[end - 1];
+  if (int64_t(id) == padding_idx) return;
+  // Chunks after this one that the id reaches: the last is the one where it ends.
+  int last = chunk + 1;
+  while (same_id(sorted_ids, end - 1, (last + 1) * kEmbeddingChunk, N)) ++last;
   for (int d = threadIdx.x; d < D; d += 32) {
     float acc = 0.f;
-    int j = s;
-    for (; j + 4 <= end; j += 4) {
-      float g[4];
+    acc += last_piece[size_t(chunk) * D + d];
+    int c = chunk + 1;
+    for (; c + 4 <= last + 1; c += 4) {
+      float p[4];
 #pragma unroll
-      for (int u = 0; u < 4; ++u) g[u] = grad_out[size_t(sorted_pos[j + u]) * D + d];
+      for (int u = 0; u < 4; ++u) p[u] = first_piece[size_t(c + u) * D + d];
 #pragma unroll
-      for (int u = 0; u < 4; ++u) acc += g[u];
+      for (int u = 0; u < 4; ++u) acc += p[u];
     }
-    for (; j < end; ++j) acc += grad_out[size_t(sorted_pos[j]) * D + d];
+    for (; c <= last; ++c) acc += first_piece[size_t(c) * D + d];
     grad_table[size_t(id) * D + d] = acc;
   }
 }
@@ -95,9 +134,16 @@ void embedding_backward(const Exec& ex, const float* grad_out, const int32_t* id
   CUDA_CHECK_THROW(cub::DeviceRadixSort::SortPairs(temp.data(), temp_bytes, keys, sorted_ids.data(), pos.data(),
                                                    sorted_pos.data(), N, 0, end_bit, ex.stream));
 
-  dim3 block(32, kWarpsPerBlock);
-  embedding_backward_kernel<<<(N + kWarpsPerBlock - 1) / kWarpsPerBlock, block, 0, ex.stream>>>(
-      grad_out, sorted_ids.data(), sorted_pos.data(), N, D, padding_idx, grad_table);
+  const int chunks = (N + kEmbeddingChunk - 1) / kEmbeddingChunk;
+  PoolBuffer<float> first_piece(*ex.pool, size_t(chunks) * D, ex.stream);
+  PoolBuffer<float> last_piece(*ex.pool, size_t(chunks) * D, ex.stream);
+  const dim3 block(32, kWarpsPerBlock);
+  const int blocks = (chunks + kWarpsPerBlock - 1) / kWarpsPerBlock;
+  sum_pieces_kernel<<<blocks, block, 0, ex.stream>>>(grad_out, sorted_ids.data(), sorted_pos.data(), N, D, padding_idx,
+                                                    grad_table, first_piece.data(), last_piece.data());
+  CUDA_CHECK_LAUNCH();
+  add_pieces_kernel<<<blocks, block, 0, ex.stream>>>(sorted_ids.data(), N, D, padding_idx, first_piece.data(),
+                                                    last_piece.data(), grad_table);
   CUDA_CHECK_LAUNCH();
 }
 

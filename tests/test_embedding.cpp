@@ -72,9 +72,44 @@ TEST(Embedding, AllPaddingGivesZeroGradient) {
   EXPECT_EQ(grad, std::vector<float>(V * D, 0.f));
 }
 
+// The summation order of kernels/embedding.h, spelled out for one id: id 1 occurs 5 times and id 2
+// 70 times, interleaved, so id 2's occurrences sit at sorted slots 5..74 and its pieces are slots
+// 5-31, 32-63 and 64-74. A first row of 1e8 and then ones make the order show in the bits: added
+// one by one to 1e8 (float spacing 8 there) each 1 is lost, summed in pieces they are not.
+TEST(Embedding, BackwardSumsPiecesOfChunksInOrder) {
+  static_assert(kEmbeddingChunk == 32, "the pieces below assume 32-slot chunks");
+  const int V = 3, D = 2;
+  std::vector<int32_t> ids;
+  for (int r = 0; r < 70; ++r) {
+    if (r % 14 == 3) ids.push_back(1);
+    ids.push_back(2);
+  }
+  ASSERT_EQ(ids.size(), 75u);
+  const int N = int(ids.size());
+  std::vector<float> g(size_t(N) * D);
+  std::vector<float> rows2;  // id 2's rows, column 0, in position order
+  for (int n = 0; n < N; ++n) {
+    g[n * D] = ids[n] == 2 && rows2.empty() ? 1e8f : 1.f;
+    g[n * D + 1] = float(n);
+    if (ids[n] == 2) rows2.push_back(g[n * D]);
+  }
+  float total = 0.f;
+  for (auto [lo, hi] : {std::pair{0, 27}, {27, 59}, {59, 70}}) {  // occurrences of id 2 per piece
+    float piece = 0.f;
+    for (int r = lo; r < hi; ++r) piece += rows2[r];
+    total += piece;
+  }
+  float sequential = 0.f;
+  for (float x : rows2) sequential += x;
+  ASSERT_NE(total, sequential) << "the values should tell the orders apart";
+  std::vector<float> grad(size_t(V) * D);
+  cpu::embedding_backward(g.data(), ids.data(), N, D, V, 0, grad.data());
+  EXPECT_EQ(grad[2 * D], total);
+}
+
 // Repeated ids with a skewed distribution (one id in about a third of the positions), padding
-// included: CUDA forward and backward equal the CPU bit for bit, since both sum in ascending
-// position, and repeated runs give identical bits.
+// included: CUDA forward and backward equal the CPU bit for bit, since both sum in the order of
+// kernels/embedding.h, and repeated runs give identical bits. A run of one id crosses many chunks.
 TEST(Embedding, CudaMatchesCpuAndIsDeterministic) {
   REQUIRE_CUDA();
   Context gpu(Device::CUDA);
