@@ -4,8 +4,9 @@
 // order of a KRSC filter's row. The bias, the residual (as C with beta = 1) and the ReLU go in
 // cuBLASLt's epilogue (kernels/lt_matmul.h). A 1x1 unpadded stride-1 convolution reads x itself
 // as cols; any other shape first gathers cols into pool scratch, a few images at a time so that
-// the scratch stays under kMaxConvGemmScratch. The FP32 SGEMM runs at twice the rate of cuDNN's FP32
-// convolutions on an H200 (bench/results), which pays for the gather (9x the input for a 3x3).
+// the scratch stays under kMaxConvGemmScratch. On an H200 cuBLAS's FP32 SGEMM ran at 2.4-3.8x the
+// rate of cuDNN's FP32 3x3 convolutions (bench/results), a margin meant to pay for the gather
+// (9x the input for a 3x3); the timed search measures whether it does.
 // The timed search of kernels/conv2d.cu weighs this route against cuDNN's algorithms, and
 // bench/conv_algos.cu times it beside them.
 #include <cstddef>

@@ -17,8 +17,8 @@ constexpr uint64_t kMaxWorkspace = 32u << 20;
 
 // The compute types to plan with, in order of preference. Plain FP32 asks for the pedantic mode
 // first, the cuBLAS handle's setting (cuBLASLt does not read the handle's), then the default
-// mode, which takes TF32 only under NVIDIA_TF32_OVERRIDE=1: no documentation we found says that
-// cuBLASLt has bias epilogues for pedantic FP32 on every card.
+// one, which is FP32 too (TF32 takes FAST_TF32): no documentation we found says that cuBLASLt
+// has bias epilogues for pedantic FP32 on every card. CudaPlainFp32IsNotTf32 checks the result.
 std::vector<cublasComputeType_t> compute_types(const LtMatmulSpec& s) {
   if (s.dtype == DType::BF16) return {CUBLAS_COMPUTE_32F};
   if (s.tf32) return {CUBLAS_COMPUTE_32F_FAST_TF32};

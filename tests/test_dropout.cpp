@@ -165,7 +165,8 @@ TEST(Dropout, CpuMatchesScalarPhiloxTest) {
   auto x = random_vector(70001, 12);
   x[5] = std::numeric_limits<float>::infinity(), x[6] = std::nanf("");
   for (size_t n : {size_t(1), size_t(7), size_t(8), size_t(13), size_t(129), size_t(4097), size_t(70001)}) {
-    for (uint64_t offset : {uint64_t(0), uint64_t(3), uint64_t(6), (uint64_t(1) << 34) - 203, (uint64_t(7) << 32) + 1}) {
+    for (uint64_t offset :
+         {uint64_t(0), uint64_t(3), uint64_t(6), (uint64_t(1) << 34) - 203, (uint64_t(7) << 32) + 1}) {
       for (float p : {0.3f, 0.5f, 1.f / 3, 0.999f, 1.f}) {
         SCOPED_TRACE("n=" + std::to_string(n) + " offset=" + std::to_string(offset) + " p=" + std::to_string(p));
         const float scale = 1.0f / (1.0f - p);
