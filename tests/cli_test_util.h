@@ -33,10 +33,12 @@ struct CliRun {
 };
 
 // With timeout_s > 0 the run is stopped after that long (timeout(1)), and its status is 124:
-// a hang then fails the test instead of stalling the suite.
+// a hang then fails the test instead of stalling the suite. Redirections in args apply to the
+// command before its stderr joins the output: "... 2>/dev/null" drops the progress lines, which
+// a run longer than 10 s prints (an ASan build on a slow machine).
 inline CliRun run_cli(const std::string& args, int timeout_s = 0) {
-  std::string cmd = (timeout_s > 0 ? "timeout " + std::to_string(timeout_s) + " " : std::string()) +
-                    std::string(CAPTION_BINARY) + " " + args + " 2>&1";
+  std::string cmd = "{ " + (timeout_s > 0 ? "timeout " + std::to_string(timeout_s) + " " : std::string()) +
+                    std::string(CAPTION_BINARY) + " " + args + "; } 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];
