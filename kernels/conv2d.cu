@@ -36,7 +36,6 @@ struct Call {
   bool relu, tf32;
   Layout layout;
   ConvSearch search;
-  size_t element_size() const { return dtype == DType::F32 ? sizeof(float) : sizeof(uint16_t); }
   cudnnDataType_t data_type() const { return dtype == DType::F32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_BFLOAT16; }
   bool tensor_cores() const { return tf32 || dtype == DType::BF16; }
 };
@@ -163,7 +162,7 @@ cudnnStatus_t run(const Exec& ex, const Plan& plan, const ConvShape& s, const Ca
     const float alpha2 = c.residual ? 1.f : 0.f;
     if (!c.residual)
       CUDA_CHECK_THROW(
-          cudaMemsetAsync(c.y, 0, size_t(s.N) * s.P() * s.Q() * s.K * c.element_size(), ex.stream));
+          cudaMemsetAsync(c.y, 0, size_t(s.N) * s.P() * s.Q() * s.K * dtype_size(c.dtype), ex.stream));
     return cudnnConvolutionBiasActivationForward(ex.dnn, &one, plan.x, c.x, plan.w, c.w, plan.conv, algo, ws.data(),
                                                  ch.workspace, &alpha2, plan.y, c.residual ? c.residual : c.y,
                                                  plan.bias, c.fused_bias, plan.act, plan.y, c.y);

@@ -33,12 +33,12 @@ void im2col(const Exec& ex, const Im2col& m, uint32_t total, const void* x, void
 cublasStatus_t conv_gemm(const Exec& ex, const LtMatmul& mm, const ConvShape& s, DType dtype, const void* x,
                          const void* w, const void* residual, const void* bias, void* y) {
   if (conv_gemm_direct(s)) return mm.launch(ex, w, x, residual, bias, y);
-  const size_t element = dtype == DType::BF16 ? 2 : 4;
+  const size_t element = dtype_size(dtype);
   const int images = conv_gemm_images(s, dtype);
   const size_t rows = size_t(images) * s.P() * s.Q(), cols = size_t(s.R) * s.S * s.C;
   // The gather's 32-bit indices, with room for the grid stride (only one huge image reaches this).
   if (rows * cols > size_t(std::numeric_limits<int32_t>::max())) return CUBLAS_STATUS_NOT_SUPPORTED;
-  PoolBuffer<char> matrix(*ex.pool, rows * cols * element, ex.stream);
+  PoolBuffer<char> matrix(*ex.pool, conv_gemm_scratch(s, dtype), ex.stream);
   // 16-byte moves where a pixel's channels fill them.
   const bool wide = s.C * element % 16 == 0 && aligned16(x);
   const Im2col m(s, wide ? int(16 / element) : 1);

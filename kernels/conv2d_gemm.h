@@ -54,9 +54,8 @@ inline bool conv_gemm_direct(const ConvShape& s) { return s.R == 1 && s.S == 1 &
 // N and keeps the gathered matrix under kMaxConvGemmScratch (all of them when K leaves the next
 // call's y misaligned), so that every call is the one planned matmul.
 inline int conv_gemm_images(const ConvShape& s, DType dtype) {
-  const size_t element = dtype == DType::BF16 ? 2 : 4;
-  if (conv_gemm_direct(s) || size_t(s.K) * element % kConvGemmAlignment != 0) return s.N;
-  const size_t per_image = size_t(s.P()) * s.Q() * s.R * s.S * s.C * element;
+  if (conv_gemm_direct(s) || size_t(s.K) * dtype_size(dtype) % kConvGemmAlignment != 0) return s.N;
+  const size_t per_image = size_t(s.P()) * s.Q() * s.R * s.S * s.C * dtype_size(dtype);
   for (int images = s.N; images > 1; --images)
     if (s.N % images == 0 && images * per_image <= kMaxConvGemmScratch) return images;
   return 1;
@@ -74,7 +73,7 @@ inline std::optional<LtMatmulSpec> conv_gemm_spec(const ConvShape& s, Layout lay
 // Pool scratch a call takes besides cuBLASLt's workspace: the gathered matrix, in bytes.
 inline size_t conv_gemm_scratch(const ConvShape& s, DType dtype) {
   if (conv_gemm_direct(s)) return 0;
-  return size_t(conv_gemm_images(s, dtype)) * s.P() * s.Q() * s.R * s.S * s.C * (dtype == DType::BF16 ? 2 : 4);
+  return size_t(conv_gemm_images(s, dtype)) * s.P() * s.Q() * s.R * s.S * s.C * dtype_size(dtype);
 }
 
 // Runs mm (planned from conv_gemm_spec(s, ...)) on x, w, residual (or null), bias and y of

@@ -6,10 +6,7 @@
 
 #include "kernels/parallel.h"
 #include "kernels/philox.h"
-
-#if defined(__SSE2__)
-#include <immintrin.h>
-#endif
+#include "kernels/vec_math.h"
 
 namespace caption::cpu {
 
@@ -21,13 +18,7 @@ namespace {
 typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
 typedef uint32_t v4u __attribute__((vector_size(16)));
-#if defined(__AVX512F__)
-constexpr int kLanes = 8;
-#elif defined(__AVX2__)
-constexpr int kLanes = 4;
-#else
-constexpr int kLanes = 2;
-#endif
+constexpr int kLanes = vec::kLanes / 2;  // 64-bit lanes in vec_math.h's float vectors
 typedef uint64_t vu64 __attribute__((vector_size(8 * kLanes)));
 
 // Elements per vector step. Philox is the cost (ten rounds of two 32x32->64 multiplies per

@@ -28,9 +28,25 @@ __global__ void iota_kernel(int32_t* v, int n) {
 // wholly within the chunk is that id's gradient row; a piece of an id that runs across the
 // chunk's start goes to first_piece[chunk], one that runs across its end (from within the
 // chunk) to last_piece[chunk]. Pass 2 adds the pieces of each id that crosses chunks, starting
-// from the chunk where the id starts. A piece loads four rows before adding them in order, to
-// keep several loads in flight.
+// from the chunk where the id starts.
 constexpr int kWarpsPerBlock = 4;
+
+// 0 + term(begin) + ... + term(end - 1), added in that order; four terms are loaded before they
+// are added, to keep several loads in flight.
+template <class Term>
+__device__ float sum_in_order(int begin, int end, Term term) {
+  float acc = 0.f;
+  int j = begin;
+  for (; j + 4 <= end; j += 4) {
+    float t[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) t[u] = term(j + u);
+#pragma unroll
+    for (int u = 0; u < 4; ++u) acc += t[u];
+  }
+  for (; j < end; ++j) acc += term(j);
+  return acc;
+}
 
 __device__ inline bool same_id(const uint32_t* sorted_ids, int a, int b, int N) {
   return a >= 0 && b < N && sorted_ids[a] == sorted_ids[b];
@@ -51,19 +67,8 @@ __global__ void sum_pieces_kernel(const float* grad_out, const uint32_t* sorted_
       float* dst = s == begin && same_id(sorted_ids, begin - 1, begin, N) ? first_piece + size_t(chunk) * D
                    : e == end && same_id(sorted_ids, end - 1, end, N)   ? last_piece + size_t(chunk) * D
                                                                         : grad_table + size_t(id) * D;
-      for (int d = threadIdx.x; d < D; d += 32) {
-        float acc = 0.f;
-        int j = s;
-        for (; j + 4 <= e; j += 4) {
-          float g[4];
-#pragma unroll
-          for (int u = 0; u < 4; ++u) g[u] = grad_out[size_t(sorted_pos[j + u]) * D + d];
-#pragma unroll
-          for (int u = 0; u < 4; ++u) acc += g[u];
-        }
-        for (; j < e; ++j) acc += grad_out[size_t(sorted_pos[j]) * D + d];
-        dst[d] = acc;
-      }
+      for (int d = threadIdx.x; d < D; d += 32)
+        dst[d] = sum_in_order(s, e, [&](int j) { return grad_out[size_t(sorted_pos[j]) * D + d]; });
     }
     s = e;
   }
@@ -82,20 +87,11 @@ __global__ void add_pieces_kernel(const uint32_t* sorted_ids, int N, int D, int 
   // Chunks after this one that the id reaches: the last is the one where it ends.
   int last = chunk + 1;
   while (same_id(sorted_ids, end - 1, (last + 1) * kEmbeddingChunk, N)) ++last;
-  for (int d = threadIdx.x; d < D; d += 32) {
-    float acc = 0.f;
-    acc += last_piece[size_t(chunk) * D + d];
-    int c = chunk + 1;
-    for (; c + 4 <= last + 1; c += 4) {
-      float p[4];
-#pragma unroll
-      for (int u = 0; u < 4; ++u) p[u] = first_piece[size_t(c + u) * D + d];
-#pragma unroll
-      for (int u = 0; u < 4; ++u) acc += p[u];
-    }
-    for (; c <= last; ++c) acc += first_piece[size_t(c) * D + d];
-    grad_table[size_t(id) * D + d] = acc;
-  }
+  // The id's pieces in chunk order: its last_piece here, then the first_piece of each later chunk.
+  for (int d = threadIdx.x; d < D; d += 32)
+    grad_table[size_t(id) * D + d] = sum_in_order(chunk, last + 1, [&](int c) {
+      return (c == chunk ? last_piece : first_piece)[size_t(c) * D + d];
+    });
 }
 
 int bits_for(int V) {

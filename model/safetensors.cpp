@@ -28,8 +28,6 @@ struct Entry {
   uint64_t begin, end;
 };
 
-size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
-
 // A SAX pass over the header that records the top-level keys in order and stops at the first
 // duplicate key of any object: nlohmann's DOM silently keeps one of the two, std::map forgets the
 // order, ordered_json makes each insert a linear scan and a parser callback rescans the parent

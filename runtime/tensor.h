@@ -1,6 +1,7 @@
 #pragma once
 // A host tensor: row-major float32 data and its shape. Compute is always float32; files may
 // store F16/BF16, which the readers widen with the conversions below.
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -8,6 +9,7 @@
 namespace caption {
 
 enum class DType { F32, F16, BF16 };
+inline size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }  // bytes per element
 
 struct Tensor {
   std::vector<int64_t> shape;  // empty shape = scalar (one element)
