@@ -51,7 +51,8 @@ __global__ void sumsq_partials_kernel(const float* __restrict__ x, size_t n, siz
   const float4* x4 = reinterpret_cast<const float4*>(x + head);
   float acc = 0.f;
   // Four loads in flight per thread (the sums still go in order): a 16M-float call gives each of
-  // the 262,144 threads 16 float4, and one load at a time leaves an H200's memory short of work.
+  // the 262,144 threads 16 float4, and by our count one load at a time per thread is about what
+  // an H200 needs in flight to stay busy, with no margin (not yet measured).
 #pragma unroll 4
   for (size_t i = tid; i < nvec; i += stride) {
     float4 a = x4[i];
