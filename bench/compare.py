@@ -498,7 +498,8 @@ def main():
 
     build = Path(args.build)
     env = dict(os.environ)
-    # One thread budget for both sides: OpenBLAS (the engine's CPU GEMMs, and the BLAS of
+    # One thread budget for both sides: the engine's pool (OMP_NUM_THREADS; it runs the CPU
+    # GEMMs too, on single-threaded OpenBLAS), and on PyTorch's side OpenBLAS (the BLAS of
     # Debian's torch) and torch's intra-op pool.
     env["OPENBLAS_NUM_THREADS"] = str(args.threads)
     env["OMP_NUM_THREADS"] = str(args.threads)

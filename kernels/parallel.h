@@ -3,12 +3,13 @@
 // the problem size only (groups of rows, fixed-size chunks) and write each item's results in
 // place, so results never depend on the number of threads or on which thread did what.
 //
-// Not OpenMP: the GEMMs run on OpenBLAS's own threads, and libgomp's default wait policy
-// keeps its workers spinning for milliseconds after every parallel region, on the cores the
-// next GEMM needs (whole CPU training steps ran ~1.7x slower than without threads). Here
-// workers sleep as soon as a loop runs out of items, and the caller claims items too: when
-// the other cores are busy (another process, a late wake-up) it does them all instead of
-// waiting at a barrier.
+// The GEMMs run here too, cut into pieces for single-threaded OpenBLAS (kernels/gemm.cpp).
+// Not OpenMP: libgomp's default wait policy keeps its workers busy-spinning for milliseconds
+// after every parallel region, on the cores the next GEMM needs (whole CPU training steps ran
+// ~1.7x slower than without threads, when the GEMMs had OpenBLAS's threads). Here workers wait
+// for the next loop yielding their core for 200 us, then sleep, and the caller claims items
+// too: when the other cores are busy (another process, a late wake-up) it does them all
+// instead of waiting at a barrier.
 #include <algorithm>
 #include <cstddef>
 #include <memory>
@@ -51,5 +52,7 @@ void parallel_rows(size_t rows, size_t row_cost, size_t item_cost, size_t parall
 // OMP_NUM_THREADS when set and else one per hardware thread. For tests and tools; not to be
 // called while a parallel_for runs.
 void set_num_threads(int n);
+// The number of threads parallel_for uses, the caller included.
+int num_threads();
 
 }  // namespace caption::cpu

@@ -206,8 +206,9 @@ fi
 # ---------------------------------------------------------------- tests
 TESTS="n/a"
 if ((BUILT)) && want tests; then
-  # Eight test processes at once, each with two OpenBLAS threads, on the 16 cores.
-  CAPTURE=$OUT/.ctest.txt step "ctest" 150 env OPENBLAS_NUM_THREADS=2 \
+  # Eight test processes at once, each with two CPU threads (the engine's pool, which runs the
+  # GEMMs too, reads OMP_NUM_THREADS), on the 16 cores.
+  CAPTURE=$OUT/.ctest.txt step "ctest" 150 env OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 \
     ctest --test-dir "$BUILD" -j 8 --timeout 120 --output-on-failure
   passed=$(grep -c ' Passed ' "$OUT/.ctest.txt")
   failed=$(grep -cE '\*\*\*(Failed|Exception|Timeout)|Not Run' "$OUT/.ctest.txt")

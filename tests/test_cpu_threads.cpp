@@ -8,6 +8,7 @@
 
 #include "kernels/adam.h"
 #include "kernels/dropout.h"
+#include "kernels/gemm.h"
 #include "kernels/grad_norm.h"
 #include "kernels/lstm.h"
 #include "kernels/parallel.h"
@@ -111,6 +112,36 @@ TEST(CpuThreads, LstmIndependentOfThreadCount) {
     return h;
   });
   EXPECT_TRUE(same_bits(a, b));
+}
+
+// GEMMs are cut into as many pieces as there are threads (kernels/gemm.cpp). The decoder's
+// products at batch 64, T=13 (output layer forward and both backward products, the recurrent
+// step), untransposed ones with alpha 1 and beta 0 (OpenBLAS's "direct" kernel takes those when
+// small) around the size where they start to be cut, odd sizes, and 40x120x400, whose thirds
+// would run OpenBLAS's small-matrix kernel and differ in the last bits if it were cut (it is
+// too small to be: the test fails with kMinPieceMacs lowered to 1e5).
+TEST(CpuThreads, GemmIndependentOfThreadCount) {
+  struct Case {
+    Trans ta, tb;
+    int M, N, K;
+    float alpha, beta;
+  };
+  const Case cases[] = {{Trans::N, Trans::T, 832, 1660, 256, 1.f, 0.f}, {Trans::N, Trans::N, 832, 256, 1660, 1.f, 0.f},
+                        {Trans::T, Trans::N, 1660, 256, 832, 1.f, 1.f},  {Trans::N, Trans::T, 64, 1024, 256, 1.f, 1.f},
+                        {Trans::N, Trans::N, 64, 1024, 257, 1.f, 0.f},   {Trans::N, Trans::N, 97, 1024, 256, 1.f, 0.f},
+                        {Trans::N, Trans::N, 300, 300, 300, 1.f, 0.f},   {Trans::T, Trans::T, 333, 177, 411, 0.7f, 0.3f},
+                        {Trans::N, Trans::N, 40, 120, 400, 1.f, 0.f}};
+  for (const Case& c : cases) {
+    const int lda = c.ta == Trans::N ? c.K : c.M, ldb = c.tb == Trans::N ? c.N : c.K;
+    auto A = random_vector(size_t(c.M) * c.K, 12), B = random_vector(size_t(c.K) * c.N, 13),
+         C0 = random_vector(size_t(c.M) * c.N, 14);
+    auto [one, three] = at_1_and_3_threads<std::vector<float>>([&] {
+      std::vector<float> C = C0;
+      cpu::gemm(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A.data(), lda, B.data(), ldb, c.beta, C.data(), c.N);
+      return C;
+    });
+    EXPECT_TRUE(same_bits(one, three)) << c.M << "x" << c.N << "x" << c.K;
+  }
 }
 
 TEST(CpuThreads, GradNormIndependentOfThreadCount) {

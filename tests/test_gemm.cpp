@@ -1,5 +1,8 @@
 #include "kernels/gemm.h"
 
+#include <tuple>
+
+#include "kernels/parallel.h"
 #include "tests/test_util.h"
 
 namespace caption {
@@ -9,14 +12,18 @@ using test::all_close;
 using test::random_vector;
 
 // Naive row-major product as the oracle for the BLAS call and its transposes.
+// Leading dimensions lda/ldb (0: the tight ones); C is M x N, tight.
 std::vector<float> naive(Trans ta, Trans tb, int M, int N, int K, const std::vector<float>& A,
-                         const std::vector<float>& B) {
+                         const std::vector<float>& B, int lda = 0, int ldb = 0) {
+  if (!lda) lda = ta == Trans::N ? K : M;
+  if (!ldb) ldb = tb == Trans::N ? N : K;
   std::vector<float> C(size_t(M) * N);
   for (int m = 0; m < M; ++m)
     for (int n = 0; n < N; ++n) {
       double s = 0;
       for (int k = 0; k < K; ++k)
-        s += double(ta == Trans::N ? A[m * K + k] : A[k * M + m]) * (tb == Trans::N ? B[k * N + n] : B[n * K + k]);
+        s += double(ta == Trans::N ? A[size_t(m) * lda + k] : A[size_t(k) * lda + m]) *
+             (tb == Trans::N ? B[size_t(k) * ldb + n] : B[size_t(n) * ldb + k]);
       C[size_t(m) * N + n] = float(s);
     }
   return C;
@@ -32,6 +39,30 @@ TEST(Gemm, CpuMatchesNaiveAllTransposes) {
                 0.f, C.data(), N);
       EXPECT_TRUE(all_close(C, naive(ta, tb, M, N, K, A, B), 1e-5f, 1e-5f));
     }
+}
+
+// Products large enough to be cut into pieces (kernels/gemm.cpp), by rows (M >= N) and by
+// columns, with every transpose, leading dimensions wider than the matrices, alpha and beta:
+// each piece must read and write its own part of the operands.
+TEST(Gemm, CpuSplitProductsMatchNaive) {
+  cpu::set_num_threads(3);
+  for (auto [M, N, K] : {std::tuple{517, 301, 129}, std::tuple{203, 611, 150}})
+    for (Trans ta : {Trans::N, Trans::T})
+      for (Trans tb : {Trans::N, Trans::T}) {
+        const int lda = (ta == Trans::N ? K : M) + 3, ldb = (tb == Trans::N ? N : K) + 5, ldc = N + 2;
+        auto A = random_vector(size_t(ta == Trans::N ? M : K) * lda, 1),
+             B = random_vector(size_t(tb == Trans::N ? K : N) * ldb, 2), C0 = random_vector(size_t(M) * ldc, 3);
+        std::vector<float> C = C0;
+        cpu::gemm(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 2.f, C.data(), ldc);
+        const auto prod = naive(ta, tb, M, N, K, A, B, lda, ldb);
+        std::vector<float> want(C0);
+        for (int m = 0; m < M; ++m)
+          for (int n = 0; n < N; ++n)
+            want[size_t(m) * ldc + n] = 0.5f * prod[size_t(m) * N + n] + 2.f * C0[size_t(m) * ldc + n];
+        EXPECT_TRUE(all_close(C, want, 1e-4f, 1e-4f))
+            << M << "x" << N << "x" << K << " ta " << int(ta) << " tb " << int(tb);
+      }
+  cpu::set_num_threads(0);
 }
 
 // The recording bench_train_step replays: every product of this thread while set, with its

@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include "kernels/parallel.h"
 #include "kernels/vec_math.h"
 #include "model/model_config.h"
 #include "runtime/device.h"
@@ -23,8 +24,9 @@ std::string cpu_line() {
   std::string s = "CPU: vector math " + std::to_string(lanes) + " lanes (" +
                   (lanes == 16 ? "AVX-512" : lanes == 8 ? "AVX2" : "SSE2/NEON, portable") + ")";
 #if defined(OPENBLAS_VERSION)
-  s += std::string(", ") + openblas_get_config() + ", " + std::to_string(openblas_get_num_threads()) + " BLAS threads";
+  s += std::string(", ") + openblas_get_config();
 #endif
+  s += ", " + std::to_string(cpu::num_threads()) + " threads (GEMMs split between them, OpenBLAS single-threaded)";
   return s;
 }
 
