@@ -13,8 +13,8 @@ namespace {
 
 thread_local std::vector<GemmShape>* recording = nullptr;
 
-// A product is cut into pieces only where each piece has at least this many multiply-adds (about
-// 20 us on one core, the order of a worker's wake-up). Smaller products take other paths in
+// A product is cut into pieces only where each piece has at least this many multiply-adds (20-30
+// us on one core, the order of a worker's wake-up). Smaller products take other paths in
 // OpenBLAS (its small-matrix kernels, up to 100^3 on AVX-512), which sum in another order than
 // its packed kernels; pieces above it run the packed kernels as the whole product would, and
 // those give each element the same sums wherever its tile falls, so results do not depend on
@@ -42,8 +42,10 @@ void gemm(Trans ta, Trans tb, int M, int N, int K, float alpha, const float* A, 
           const float* B, int ldb, float beta, float* C, int ldc) {
   if (M == 0 || N == 0) return;
   if (recording) recording->push_back({ta, tb, M, N, K, lda, ldb, ldc, beta});
+#if defined(OPENBLAS_VERSION)
   static std::once_flag single;
   std::call_once(single, [] { openblas_set_num_threads(1); });
+#endif
   // Along the longer side of C, in steps of 16 rows or columns (whole vectors): each piece
   // packs the other operand anew, which costs least when that one is the smaller. As many
   // pieces as there are threads, fewer where the smallest (the last) would fall below the minimum.

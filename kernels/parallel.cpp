@@ -20,10 +20,10 @@ thread_local bool t_in_parallel = false;  // a pool worker, or a caller inside r
 constexpr std::chrono::microseconds kSpin{200};
 
 // Workers wait for the next loop yielding their core for up to kSpin, then sleep on a condition
-// variable. A loop is a job: the caller publishes
-// it, wakes the workers and claims items itself, and workers that wake in time claim items
-// too. When the items run out the caller waits only for the workers that joined the job (each
-// finishing its last item), then closes the job, so that a worker waking later finds nothing.
+// variable. A loop is a job: the caller publishes it, wakes the workers and claims items
+// itself, and workers that wake in time claim items too. When the items run out the caller
+// waits only for the workers that joined the job (each finishing its last item), then closes
+// the job, so that a worker waking later finds nothing.
 class Pool {
  public:
   explicit Pool(int threads) {
