@@ -108,8 +108,8 @@ std::mutex g_mu;  // held by the one caller running a loop; guards the pool
 std::unique_ptr<Pool> g_pool;
 std::atomic<int> g_threads{0};  // 0: default_threads(); read without g_mu by num_threads()
 
-// OMP_NUM_THREADS when set (the thread budget OpenBLAS and PyTorch also read), else one per
-// hardware thread.
+// OMP_NUM_THREADS when set (the thread budget PyTorch reads too; OpenBLAS reads it as well but
+// runs single-threaded under this pool, kernels/gemm.cpp), else one per hardware thread.
 int default_threads() {
   static const int n = [] {
     if (const char* env = std::getenv("OMP_NUM_THREADS")) {
